@@ -1,0 +1,26 @@
+"""s4rec: S^4Rec and SASRec for sequential recommendation, with full-ranking evaluation."""
+
+from .config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
+from .data.dataset import LeaveOneOut
+from .data.sequences import Sequences
+from .evaluate import Ranker, evaluate, metrics_from_ranks
+from .model import SASRec, pool
+from .train import Trainer
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LeaveOneOut",
+    "LossConfig",
+    "ModelConfig",
+    "Ranker",
+    "SASRec",
+    "Sequences",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "metrics_from_ranks",
+    "pool",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""Checkpoint files: written atomically, read without executing code."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config
+from .model import SASRec
+
+
+def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` with torch.save to a temporary file, then rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (no code runs); clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable s4rec checkpoint ({err})") from err
+    if not isinstance(state, dict) or state.get("format") != "s4rec/1":
+        raise ValueError(f"{path}: not an s4rec checkpoint (missing format tag 's4rec/1')")
+    return state
+
+
+def load_model(path: str | Path) -> tuple[Config, SASRec, list[str]]:
+    """The configuration, the trained encoder (eval mode) and the raw item ids of a checkpoint."""
+    state = load_state(path)
+    cfg = Config.from_dict(state["config"], where=str(path))
+    model = SASRec(state["n_items"], cfg.data.max_len, cfg.model)
+    model.load_state_dict(state["model"])
+    return cfg, model.eval(), list(state["item_ids"])

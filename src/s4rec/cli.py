@@ -1,0 +1,192 @@
+"""The ``s4rec`` command: parse arguments, build the configuration, call the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .checkpoint import load_model
+from .config import Config, read_mapping
+from .data.catalog import DatasetNotFound, catalog_table
+from .data.dataset import LeaveOneOut
+from .data.readers import DataError
+from .evaluate import evaluate
+from .inference import recommend, write_predictions
+from .methods import METHODS, apply_method
+from .train import Trainer, load_data, setup_runtime
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Defaults < method preset < --config file < command-line flags < --set overrides."""
+    raw = read_mapping(args.config) if args.config else {}
+    method = args.method or raw.get("method") or "sasrec"
+    cfg = apply_method(Config(), method)
+    if raw:
+        merged = cfg.to_dict()
+        for section, value in raw.items():
+            if isinstance(value, dict) and isinstance(merged.get(section), dict):
+                merged[section].update(value)
+            else:
+                merged[section] = value
+        merged["method"] = method
+        cfg = Config.from_dict(merged, where=args.config)
+    flags = {
+        "data.dataset": args.dataset,
+        "data.data_dir": args.data_dir,
+        "train.epochs": args.epochs,
+        "train.seed": args.seed,
+        "train.threads": args.threads,
+    }
+    sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    if args.no_progress:
+        sets.append("train.progress=false")
+    return cfg.override(sets + list(args.set))
+
+
+def _data_for(cfg: Config, data_dir: str | None) -> LeaveOneOut:
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    setup_runtime(cfg)
+    return load_data(cfg)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    cfg = build_config(args)
+    results = Trainer(cfg, args.out).fit(resume=args.resume)
+    print(
+        json.dumps(
+            {k: results[k] for k in ("method", "dataset", "epochs", "valid", "test")}, indent=2
+        )
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    cfg, model, _ = load_model(args.checkpoint)
+    data = _data_for(cfg, args.data_dir)
+    out = {split: evaluate(model, data, split) for split in ("valid", "test")}
+    print(json.dumps(out, indent=2))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    cfg, model, item_ids = load_model(args.checkpoint)
+    data = _data_for(cfg, args.data_dir)
+    if list(data.seqs.item_ids) != item_ids:
+        raise SystemExit(
+            f"{args.checkpoint}: the dataset's item catalogue differs from the model's"
+        )
+    write_predictions(model, data, args.split, args.k, args.out)
+    print(f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}")
+
+
+def cmd_recommend(args: argparse.Namespace) -> None:
+    _, model, item_ids = load_model(args.checkpoint)
+    for item, score in recommend(model, item_ids, args.history.split(), args.k):
+        print(f"{item}\t{score:.4f}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    rows = catalog_table(args.data_dir)
+    print(f"{'name':<10} {'users':>8} {'items':>8} {'interactions':>13} {'avg len':>8}  location")
+    for r in rows:
+        found = r.get("path")
+        stats = (
+            f"{r['users']:>8,} {r['items']:>8,} {r['interactions']:>13,} {r['avg_length']:>8.2f}"
+            if r.get("users") is not None
+            else f"{'-':>8} {'-':>8} {'-':>13} {'-':>8}"
+        )
+        where = (
+            found
+            or f"not found ({r.get('file') or 'generated'}; looked in {', '.join(r.get('searched', []))})"
+        )
+        print(f"{r['name']:<10} {stats}  {where}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from .data.preprocess import prepare
+
+    columns = {"user_col": args.user_col, "item_col": args.item_col, "time_col": args.time_col}
+    kwargs = {k: v for k, v in columns.items() if v is not None}
+    seqs = prepare(args.input, args.out, fmt=args.format, k_core=args.k_core, **kwargs)
+    print(
+        f"wrote {args.out}: {seqs.n_users:,} users, {seqs.n_items:,} items, {len(seqs.values):,} interactions"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s4rec", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write RUN_DIR")
+    t.add_argument(
+        "--dataset", help="catalog name (s4rec datasets) or path to a sequence-text file"
+    )
+    t.add_argument("--data-dir", help="directory with dataset files (also: $S4REC_DATA)")
+    t.add_argument("--method", choices=sorted(METHODS), help="named method (default sasrec)")
+    t.add_argument("--epochs", type=int, help="maximum number of epochs")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    t.add_argument("--config", help="YAML or TOML configuration file")
+    t.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.lr=0.001"
+    )
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    for name, func, text in [("evaluate", cmd_evaluate, "metrics of a checkpoint"),
+                             ("predict", cmd_predict, "top-k items of every user to a TSV file")]:  # fmt: skip
+        e = sub.add_parser(name, help=text)
+        e.add_argument("checkpoint")
+        e.add_argument("--data-dir")
+        e.set_defaults(func=func)
+        if name == "predict":
+            e.add_argument("--split", choices=["valid", "test"], default="test")
+            e.add_argument("--k", "-k", type=int, default=20)
+            e.add_argument("--out", required=True)
+
+    r = sub.add_parser("recommend", help="recommend items after a history of raw item ids")
+    r.add_argument("checkpoint")
+    r.add_argument(
+        "--history", required=True, help='space-separated raw item ids, oldest first: "i1 i2 i3"'
+    )
+    r.add_argument("-k", "--k", type=int, default=10)
+    r.set_defaults(func=cmd_recommend)
+
+    d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
+    d.add_argument("--data-dir")
+    d.set_defaults(func=cmd_datasets)
+
+    pr = sub.add_parser("prepare", help="raw interaction log -> sequence-text file + vocabulary")
+    pr.add_argument("input")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--format", default="auto",
+                    help="auto, csv, tsv, parquet, movielens, amazon-ratings, amazon-reviews")  # fmt: skip
+    pr.add_argument("--k-core", type=int, default=5)
+    pr.add_argument("--user-col")
+    pr.add_argument("--item-col")
+    pr.add_argument("--time-col")
+    pr.set_defaults(func=cmd_prepare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except (DataError, DatasetNotFound, FileNotFoundError, ValueError) as err:
+        print(f"s4rec {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""One configuration: dataclasses for data, model, loss and training; YAML/TOML in, resolved YAML out."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # catalog name or path to a sequence-text file
+    data_dir: str | None = None  # where catalog files are looked for first
+    max_len: int = 50  # most recent items the encoder sees
+    layout: Literal["user", "prefix"] = "user"  # one sample per user, or every prefix
+    prefix_stride: int = 1  # "prefix" layout: window step for sequences longer than max_len
+    min_length: int = 3  # users with fewer items are dropped (logged); 3 = train + valid + test
+    head_fraction: float = 0.2  # share of users, by training length, labelled "head"
+    synthetic_users: int = 2000  # size of the built-in synthetic dataset
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    inner: int = 256  # feed-forward width
+    dropout: float = 0.5  # embeddings and hidden states
+    attn_dropout: float = 0.5
+    positions: Literal["end", "start"] = "end"  # count position ids from the last or first item
+    pooling: Literal["last", "mean"] = "last"  # sequence representation for auxiliary losses
+
+
+@dataclass
+class LossConfig:
+    next_item: Literal["bce", "ce", "sampled_ce"] = "bce"
+    negatives: int = 1  # per position for "bce"; shared per batch for "sampled_ce"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 40  # epochs without a better validation NDCG@20 before stopping
+    seed: int = 42
+    threads: int = 0  # torch threads; 0 leaves the default
+    deterministic: bool = False
+    eval_batch_users: int = 2048
+    eval_item_chunk: int = 65536
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    method: str = "sasrec"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> Config:
+        return _build(cls, raw, where)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read YAML (``.yaml``/``.yml``) or TOML (``.toml``)."""
+        return cls.from_dict(read_mapping(path), where=str(path))
+
+    def override(self, assignments: list[str]) -> Config:
+        """Apply ``section.key=value`` strings (``value`` parsed as YAML), returning a new config."""
+        raw = self.to_dict()
+        for item in assignments:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+            set_dotted(raw, key.strip(), yaml.safe_load(value))
+        return Config.from_dict(raw, where="--set")
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    text = path.read_text()
+    raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``raw['a']['b'] = value`` for ``key == 'a.b'``, creating nothing unknown."""
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ValueError(f"unknown configuration section {part!r} in {key!r}")
+        node = node[part]
+    if leaf not in node:
+        raise ValueError(f"unknown configuration key {key!r}; known: {', '.join(node)}")
+    node[leaf] = value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping for {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a simple type hint (int, float, str, bool, Literal, Optional)."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{where}: {value!r} is not one of {typing.get_args(hint)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError("; ".join(errors))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError(f"{where}: expected a string, got {value!r}")
+    raise TypeError(f"{where}: unsupported type hint {hint!r}")

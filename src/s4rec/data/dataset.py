@@ -1,0 +1,275 @@
+"""Leave-one-out split, head/tail labels, training samples and width-bucketed batches.
+
+Everything auxiliary (negatives, head/tail labels, training samples) is built from the
+training part of each sequence only: the last two items (validation and test targets)
+are never seen by it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .sequences import Sequences
+
+log = logging.getLogger(__name__)
+
+Split = Literal["valid", "test"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Sequences of similar length, left-padded to a common width W."""
+
+    rows: Tensor  # (b,) positions of these sequences in the batch
+    users: Tensor  # (b,) user indices
+    items: Tensor  # (b, W) input item ids, 0 = padding
+    targets: Tensor  # (b, W) next-item targets, 0 = no loss at this position
+    negatives: Tensor | None = None  # (b, W, n) sampled negatives per target ("bce")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of training samples, run through the encoder chunk by chunk (no wasted padding)."""
+
+    users: Tensor  # (B,) user of each sample
+    chunks: list[Chunk]
+    shared_negatives: Tensor | None = None  # (M,) negatives shared by all positions ("sampled_ce")
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+class LeaveOneOut:
+    """Per user: training part = all items but the last two; validation = second to last; test = last."""
+
+    def __init__(self, seqs: Sequences, min_length: int = 3, head_fraction: float = 0.2) -> None:
+        if min_length < 3:
+            raise ValueError(
+                "min_length must be at least 3 (one training, validation and test item)"
+            )
+        short = seqs.lengths < min_length
+        if short.all():
+            raise ValueError(f"{seqs.source}: no user has {min_length} or more items")
+        if short.any():
+            log.warning(
+                "%s: dropped %d of %d users with fewer than %d items (leave-one-out needs them)",
+                seqs.source,
+                int(short.sum()),
+                seqs.n_users,
+                min_length,
+            )
+            seqs = seqs.subset(np.flatnonzero(~short))
+        self.seqs = seqs
+        self.n_dropped = int(short.sum())
+        self.n_users = seqs.n_users
+        self.n_items = seqs.n_items
+        self.flat = torch.from_numpy(seqs.values)
+        self.starts = torch.from_numpy(seqs.offsets[:-1].copy())
+        self.train_end = torch.from_numpy(seqs.offsets[1:] - 2)  # exclusive end of training part
+        self.train_lengths = self.train_end - self.starts
+        self.is_head = head_tail_labels(self.train_lengths.numpy(), head_fraction)
+        self._train_keys = self._membership_keys()
+
+    def target(self, split: Split) -> Tensor:
+        """(U,) validation or test item of every user."""
+        return self.flat[self.train_end + (0 if split == "valid" else 1)]
+
+    def history_end(self, split: Split) -> Tensor:
+        """(U,) exclusive end of the input (and masked history) for a split."""
+        return self.train_end + (0 if split == "valid" else 1)
+
+    def _membership_keys(self) -> Tensor:
+        user = torch.repeat_interleave(torch.arange(self.n_users), self.train_lengths)
+        pos = torch.arange(len(user)) - torch.repeat_interleave(
+            torch.cumsum(self.train_lengths, 0) - self.train_lengths, self.train_lengths
+        )
+        item = self.flat[self.starts[user] + pos]
+        return torch.sort(user * (self.n_items + 1) + item).values
+
+    def in_training(self, users: Tensor, items: Tensor) -> Tensor:
+        """Bool mask: is ``items[i]`` in the training part of ``users[i]``'s sequence?"""
+        keys = users * (self.n_items + 1) + items
+        idx = torch.searchsorted(self._train_keys, keys).clamp(max=len(self._train_keys) - 1)
+        return self._train_keys[idx] == keys
+
+    def sample_negatives(self, users: Tensor, n: int, generator: torch.Generator) -> Tensor:
+        """(len(users), n) items drawn uniformly from the catalogue, none in the user's training part."""
+        users = users[:, None].expand(-1, n).reshape(-1)
+        neg = torch.randint(1, self.n_items + 1, users.shape, generator=generator)
+        bad = self.in_training(users, neg)
+        for _ in range(100):
+            if not bad.any():
+                break
+            neg[bad] = torch.randint(1, self.n_items + 1, (int(bad.sum()),), generator=generator)
+            bad[bad.clone()] = self.in_training(users[bad], neg[bad])
+        return neg.view(-1, n)
+
+
+def head_tail_labels(train_lengths: np.ndarray, fraction: float = 0.2) -> np.ndarray:
+    """Bool (U,): the ``round(fraction * U)`` users with the longest training sequences are head.
+
+    Ties at the boundary are broken by user index (the earlier user is head), so the head
+    set has exactly that size and does not depend on anything but training lengths.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"head fraction must be in [0, 1], got {fraction}")
+    n_head = int(round(fraction * len(train_lengths)))
+    order = np.lexsort((np.arange(len(train_lengths)), -np.asarray(train_lengths)))
+    head = np.zeros(len(train_lengths), dtype=bool)
+    head[order[:n_head]] = True
+    return head
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Training samples: input ``flat[start:end]``, targets ``flat[start + 1:end + 1]``.
+
+    Targets count from position ``first_target`` of the window on (earlier ones were
+    trained by an overlapping window).
+    """
+
+    user: Tensor
+    start: Tensor
+    end: Tensor
+    first_target: Tensor
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def training_samples(
+    data: LeaveOneOut, layout: Literal["user", "prefix"], max_len: int, stride: int = 1
+) -> Samples:
+    """One sample per user (ICLRec protocol), or windows that cover every prefix (CE family).
+
+    ``user``: the last ``max_len`` training inputs of each user, a target at every position.
+    ``prefix``: with start-counted positions and a causal encoder, the output at position t
+    of a window is exactly the prefix ending at t, so a sequence up to ``max_len`` + 1 long is
+    one window; longer ones get further windows ending every ``stride`` items, each training
+    only the targets the previous window did not. ``stride=1`` reproduces "every prefix,
+    truncated to its last max_len items" exactly.
+    """
+    a = data.starts.numpy()
+    b = data.train_end.numpy() - 1  # last input position is b - 1; its target is at b
+    ok = b - a >= 1
+    if layout == "user":
+        users = np.flatnonzero(ok)
+        start = np.maximum(a[users], b[users] - max_len)
+        return _samples(users, start, b[users], np.zeros_like(users))
+    if layout != "prefix":
+        raise ValueError(f"unknown layout {layout!r}; use 'user' or 'prefix'")
+    if stride < 1:
+        raise ValueError("prefix_stride must be >= 1")
+    n_inputs = np.where(ok, b - a, 0)
+    extra = np.where(n_inputs > max_len, -(-(n_inputs - max_len) // stride), 0)
+    n_windows = np.where(ok, 1 + extra, 0)
+    users = np.repeat(np.arange(len(a)), n_windows)
+    k = np.arange(len(users)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)  # window idx
+    end = np.minimum(a[users] + np.minimum(n_inputs[users], max_len) + k * stride, b[users])
+    start = np.maximum(a[users], end - max_len)
+    prev_end = np.where(k > 0, np.minimum(a[users] + max_len + (k - 1) * stride, b[users]), start)
+    return _samples(users, start, end, prev_end - start)
+
+
+def _samples(users: np.ndarray, start: np.ndarray, end: np.ndarray, first: np.ndarray) -> Samples:
+    t = lambda x: torch.as_tensor(x, dtype=torch.long)  # noqa: E731
+    return Samples(t(users), t(start), t(end), t(first))
+
+
+def left_padded(flat: Tensor, start: Tensor, end: Tensor, width: int, shift: int = 0) -> Tensor:
+    """(b, width) of ``flat[start + shift:end + shift]``, right-aligned, zero on the left."""
+    idx = end[:, None] - width + torch.arange(width)  # (b, width)
+    keep = idx >= start[:, None]
+    return torch.where(keep, flat[(idx + shift).clamp(min=0, max=len(flat) - 1)], 0)
+
+
+def width_buckets(lengths: Tensor, max_len: int, min_width: int = 4) -> list[tuple[Tensor, int]]:
+    """Group indices by length into power-of-two widths (>= min_width, <= max_len)."""
+    widths = (
+        torch.clamp(lengths, min=1).float().log2().ceil().exp2().long().clamp(min_width, max_len)
+    )
+    groups = []
+    for w in torch.unique(widths).tolist():
+        idx = torch.nonzero(widths == w).squeeze(1)
+        groups.append((idx, int(lengths[idx].max())))
+    return groups
+
+
+def make_batch(data: LeaveOneOut, samples: Samples, index: Tensor, max_len: int) -> Batch:
+    """Assemble the samples ``index`` into width-bucketed chunks."""
+    start, end, first = samples.start[index], samples.end[index], samples.first_target[index]
+    users = samples.user[index]
+    chunks = []
+    for rows, width in width_buckets(end - start, max_len):
+        s, e = start[rows], end[rows]
+        items = left_padded(data.flat, s, e, width)
+        targets = left_padded(data.flat, s, e, width, shift=1)
+        position = torch.arange(width) - (width - (e - s))[:, None]  # index within the window
+        targets = torch.where(position >= first[rows][:, None], targets, 0)
+        chunks.append(Chunk(rows, users[rows], items, targets))
+    return Batch(users, chunks)
+
+
+def eval_inputs(data: LeaveOneOut, split: Split, users: Tensor, max_len: int) -> Tensor:
+    """(b, W) left-padded last ``max_len`` items before the split's target, W = longest in b."""
+    end = data.history_end(split)[users]
+    start = torch.maximum(data.starts[users], end - max_len)
+    return left_padded(data.flat, start, end, int((end - start).max()))
+
+
+class TrainLoader:
+    """Shuffled training batches for one epoch at a time, with negatives drawn for the loss.
+
+    All randomness comes from ``generator``, so saving its state makes an epoch replayable.
+    """
+
+    def __init__(
+        self,
+        data: LeaveOneOut,
+        samples: Samples,
+        batch_size: int,
+        max_len: int,
+        loss: str,
+        negatives: int,
+        generator: torch.Generator,
+    ) -> None:
+        if len(samples) == 0:
+            raise ValueError(
+                f"{data.seqs.source}: no user has a training sequence of 2 or more items"
+            )
+        self.data, self.samples, self.batch_size, self.max_len = data, samples, batch_size, max_len
+        self.loss, self.negatives, self.generator = loss, negatives, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.samples) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = torch.randperm(len(self.samples), generator=self.generator)
+        for i in range(0, len(order), self.batch_size):
+            yield self._with_negatives(
+                make_batch(self.data, self.samples, order[i : i + self.batch_size], self.max_len)
+            )
+
+    def _with_negatives(self, batch: Batch) -> Batch:
+        if self.loss == "sampled_ce":
+            shared = torch.randint(
+                1, self.data.n_items + 1, (self.negatives,), generator=self.generator
+            )
+            return replace(batch, shared_negatives=shared)
+        if self.loss != "bce":
+            return batch
+        chunks = []
+        for c in batch.chunks:
+            at = c.targets != 0
+            neg = torch.zeros(*c.targets.shape, self.negatives, dtype=torch.long)
+            users = c.users[:, None].expand_as(c.targets)[at]
+            neg[at] = self.data.sample_negatives(users, self.negatives, self.generator)
+            chunks.append(replace(c, negatives=neg))
+        return replace(batch, chunks=chunks)

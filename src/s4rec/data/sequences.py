@@ -1,0 +1,85 @@
+"""The one in-memory form of a dataset: chronological item sequences, one per user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """User sequences in compressed-row form with internal ids.
+
+    Internal item ids run from 1 to ``n_items`` (0 is padding); ``item_ids[i - 1]`` is
+    the raw id of internal item ``i`` and ``user_ids[u]`` the raw id of row ``u``.
+    The items of user ``u`` are ``values[offsets[u]:offsets[u + 1]]``, oldest first.
+    """
+
+    offsets: np.ndarray  # (U + 1,) int64, offsets[0] == 0
+    values: np.ndarray  # (N,) int64 in [1, n_items]
+    user_ids: list[str]
+    item_ids: list[str]
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        if len(self.offsets) != len(self.user_ids) + 1:
+            raise ValueError(
+                f"{self.source}: {len(self.user_ids)} users but {len(self.offsets)} offsets"
+            )
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.values):
+            raise ValueError(f"{self.source}: offsets do not cover the values")
+        if len(self.values) and (self.values.min() < 1 or self.values.max() > len(self.item_ids)):
+            raise ValueError(f"{self.source}: item ids must lie in [1, {len(self.item_ids)}]")
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.n_users
+
+    def __getitem__(self, u: int) -> np.ndarray:
+        return self.values[self.offsets[u] : self.offsets[u + 1]]
+
+    @classmethod
+    def from_lists(
+        cls,
+        seqs: Sequence[Sequence[int]],
+        n_items: int | None = None,
+        user_ids: list[str] | None = None,
+        item_ids: list[str] | None = None,
+        source: str = "<memory>",
+    ) -> Sequences:
+        """Build from lists of internal ids (1-based); raw ids default to the numbers themselves."""
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(offsets[-1]))
+        if item_ids is None:
+            n = int(n_items if n_items is not None else (values.max() if len(values) else 0))
+            item_ids = [str(i) for i in range(1, n + 1)]
+        if user_ids is None:
+            user_ids = [str(u) for u in range(1, len(seqs) + 1)]
+        return cls(offsets, values, user_ids, item_ids, source)
+
+    def subset(self, rows: np.ndarray) -> Sequences:
+        """The given users only (same item vocabulary)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        starts = np.repeat(self.offsets[rows], lengths)
+        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+        values = self.values[starts + within]
+        users = [self.user_ids[r] for r in rows]
+        return Sequences(offsets, values, users, self.item_ids, self.source)

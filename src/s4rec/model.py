@@ -1,0 +1,120 @@
+"""SASRec encoder (hidden states only) and the pooling step that turns them into one vector."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+class SelfAttentionBlock(nn.Module):
+    """Causal multi-head self-attention then a GELU feed-forward, each with residual + LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.attn_dropout = cfg.attn_dropout
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.norm1 = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.ff_in = nn.Linear(cfg.hidden, cfg.inner)
+        self.ff_out = nn.Linear(cfg.inner, cfg.hidden)
+        self.norm2 = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+        B, L, d = x.shape  # allowed: (B, 1, L, L) True where query may attend to key
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.attn_dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=p
+        )  # (B, h, L, d/h)
+        a = a.transpose(1, 2).reshape(B, L, d)
+        x = self.norm1(x + self.dropout(self.proj(a)))
+        ff = self.ff_out(F.gelu(self.ff_in(x)))
+        return self.norm2(x + self.dropout(ff))
+
+
+class SASRec(nn.Module):
+    """Self-attentive sequential encoder (Kang & McAuley, ICDM'18), as used by ICLRec and S^4Rec.
+
+    Item 0 is padding and item ``n_items + 1`` the mask token used by augmentations.
+    Inputs are left-padded; position ids count from the last item (``positions="end"``,
+    the ICLRec convention) or from the first real item (``"start"``), which makes the
+    output at position t depend only on items 1..t, so one pass trains every prefix.
+    """
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.hidden % cfg.heads:
+            raise ValueError(f"hidden size {cfg.hidden} is not divisible by {cfg.heads} heads")
+        self.cfg = cfg
+        self.n_items = n_items
+        self.max_len = max_len
+        self.item_emb = nn.Embedding(n_items + 2, cfg.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, cfg.hidden)
+        self.norm = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(SelfAttentionBlock(cfg) for _ in range(cfg.layers))
+        self.apply(_init_weights)
+
+    @property
+    def mask_id(self) -> int:
+        return self.n_items + 1
+
+    def position_ids(self, items: Tensor) -> Tensor:
+        """(B, W) position ids of a left-padded batch trimmed to width W <= max_len."""
+        B, W = items.shape
+        cols = torch.arange(W, device=items.device)
+        if self.cfg.positions == "end":
+            return (cols + self.max_len - W).expand(B, W)
+        lengths = (items != 0).sum(1, keepdim=True)
+        return (cols - (W - lengths)).clamp(min=0)
+
+    def forward(self, items: Tensor) -> Tensor:
+        """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
+        B, W = items.shape
+        if self.max_len < W:
+            raise ValueError(f"sequence width {W} exceeds max_len {self.max_len}")
+        valid = items != 0  # (B, W)
+        x = self.item_emb(items) + self.pos_emb(self.position_ids(items))
+        x = self.dropout(self.norm(x))
+        causal = torch.ones(W, W, dtype=torch.bool, device=items.device).tril()
+        # query i sees key j <= i if j is an item; padding queries see themselves (avoids NaN)
+        allowed = causal & (valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device))
+        allowed = allowed[:, None]  # (B, 1, W, W)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return x
+
+    def score(self, hidden: Tensor, items: Tensor | None = None) -> Tensor:
+        """Dot-product scores of hidden states (..., d) with all items, ids (...,) or ids (..., n)."""
+        if items is None:
+            return hidden @ self.item_emb.weight.T
+        emb = self.item_emb(items)
+        if emb.dim() > hidden.dim():
+            hidden = hidden.unsqueeze(-2)
+        return (hidden * emb).sum(-1)
+
+
+def pool(hidden: Tensor, items: Tensor, how: str = "last") -> Tensor:
+    """Sequence representation (B, d): the last position, or the mean over non-padding positions."""
+    if how == "last":
+        return hidden[:, -1]
+    if how == "mean":
+        valid = (items != 0).unsqueeze(-1).to(hidden.dtype)
+        return (hidden * valid).sum(1) / valid.sum(1).clamp(min=1)
+    raise ValueError(f"unknown pooling {how!r}; use 'last' or 'mean'")
+
+
+def _init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) weights and zero biases, as in the ICLRec code."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,214 @@
+"""The training loop: Adam, early stopping on validation NDCG@20, atomic checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .checkpoint import load_state, save_atomic
+from .config import Config
+from .data.catalog import load_sequences
+from .data.dataset import LeaveOneOut, TrainLoader, training_samples
+from .evaluate import evaluate
+from .model import SASRec
+from .objectives import NextItemObjective
+
+log = logging.getLogger(__name__)
+
+SELECT_METRIC = "NDCG@20"
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def setup_runtime(cfg: Config) -> None:
+    """Threads, seeds and determinism, before anything random happens."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    torch.use_deterministic_algorithms(cfg.train.deterministic)
+
+
+def load_data(cfg: Config) -> LeaveOneOut:
+    seqs = load_sequences(
+        cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
+    )
+    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
+
+
+def build_model(cfg: Config, n_items: int) -> SASRec:
+    return SASRec(n_items, cfg.data.max_len, cfg.model)
+
+
+@dataclass
+class Progress:
+    """Everything that must survive an interruption besides model and optimiser."""
+
+    epoch: int = 0  # epochs completed
+    best_score: float = float("-inf")
+    best_epoch: int = 0
+    train_seconds: float = 0.0
+
+
+class Trainer:
+    """Fits a model on a leave-one-out split and writes RUN_DIR (config, log, checkpoints, results)."""
+
+    def __init__(self, cfg: Config, out_dir: str | Path, data: LeaveOneOut | None = None) -> None:
+        setup_runtime(cfg)
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.data = data if data is not None else load_data(cfg)
+        self.model = build_model(cfg, self.data.n_items)
+        self.objective = NextItemObjective(self.model, cfg)
+        self.optimizer = torch.optim.Adam(
+            self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        samples = training_samples(
+            self.data, cfg.data.layout, cfg.data.max_len, cfg.data.prefix_stride
+        )
+        self.loader = TrainLoader(
+            self.data, samples, cfg.train.batch_size, cfg.data.max_len,
+            cfg.loss.next_item, cfg.loss.negatives, self.generator,
+        )  # fmt: skip
+        self.progress = Progress()
+        self.main = rank() == 0
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "format": "s4rec/1",
+            "config": self.cfg.to_dict(),
+            "n_items": self.data.n_items,
+            "item_ids": list(self.data.seqs.item_ids),
+        }
+
+    def _save_last(self) -> None:
+        state = {
+            **self._meta(),
+            "model": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "progress": vars(self.progress).copy(),
+        }
+        save_atomic(state, self.out / "last.pt")
+
+    def _save_best(self, valid: dict[str, float]) -> None:
+        state = {
+            **self._meta(),
+            "model": self.model.state_dict(),
+            "epoch": self.progress.epoch,
+            "valid": valid,
+        }
+        save_atomic(state, self.out / "best.pt")
+
+    def _resume(self) -> None:
+        state = load_state(self.out / "last.pt")
+        if state["config"] != self.cfg.to_dict():
+            raise ValueError(
+                f"{self.out / 'last.pt'} was written with another configuration; not resuming"
+            )
+        self.objective.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.progress = Progress(**state["progress"])
+        log_path = self.out / "metrics.jsonl"
+        if log_path.exists():  # drop lines of epochs after the checkpoint
+            lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if json.loads(ln)["epoch"] <= self.progress.epoch]
+            log_path.write_text("".join(ln + "\n" for ln in kept))
+        log.info("resumed %s after epoch %d", self.out, self.progress.epoch)
+
+    # -- loop --------------------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training samples; returns the mean of each loss term."""
+        self.objective.train()
+        sums: dict[str, float] = defaultdict(float)
+        bar = tqdm(
+            self.loader, desc=f"epoch {self.progress.epoch + 1}", leave=False,
+            disable=not (self.cfg.train.progress and self.main), dynamic_ncols=True,
+        )  # fmt: skip
+        for batch in bar:
+            out = self.objective(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            self.optimizer.step()
+            for name, value in out.terms.items():
+                sums[name] += value
+            bar.set_postfix(loss=f"{float(out.total):.4f}")
+        return {name: total / len(self.loader) for name, total in sums.items()}
+
+    def evaluate(self, split: str) -> dict[str, dict[str, float]]:
+        t = self.cfg.train
+        return evaluate(self.model, self.data, split, t.eval_batch_users, t.eval_item_chunk)
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train until ``epochs`` or early stopping, then evaluate the best checkpoint once on test."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / "last.pt").exists():
+            self._resume()
+        elif self.main:
+            self.cfg.save(self.out / "config.yaml")
+            (self.out / "metrics.jsonl").write_text("")
+        t, p = self.cfg.train, self.progress
+        while p.epoch < t.epochs and p.epoch - p.best_epoch < t.patience:
+            start = time.perf_counter()
+            losses = self.train_epoch()
+            train_s = time.perf_counter() - start
+            valid = self.evaluate("valid")["all"]
+            p.epoch += 1
+            p.train_seconds += time.perf_counter() - start
+            improved = valid[SELECT_METRIC] > p.best_score
+            if improved:
+                p.best_score, p.best_epoch = valid[SELECT_METRIC], p.epoch
+            if self.main:
+                if improved:
+                    self._save_best(valid)
+                self._save_last()
+                record = {
+                    "epoch": p.epoch, "loss": losses, "valid": valid, "train_seconds": round(train_s, 3),
+                    "eval_seconds": round(time.perf_counter() - start - train_s, 3),
+                }  # fmt: skip
+                with open(self.out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                log.info(
+                    "epoch %d  loss %.4f  valid %s %.4f%s  (%.1fs + %.1fs eval)",
+                    p.epoch, sum(losses.values()), SELECT_METRIC, valid[SELECT_METRIC],
+                    " *" if improved else "", train_s, record["eval_seconds"],
+                )  # fmt: skip
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Reload the best checkpoint, evaluate validation and test, write results.json."""
+        best = load_state(self.out / "best.pt")
+        self.model.load_state_dict(best["model"])
+        valid, test = self.evaluate("valid"), self.evaluate("test")
+        results = {
+            "method": self.cfg.method,
+            "dataset": self.cfg.data.dataset,
+            "seed": self.cfg.train.seed,
+            "loss": self.cfg.loss.next_item,
+            "epochs": self.progress.epoch,
+            "best_epoch": self.progress.best_epoch,
+            "train_seconds": round(self.progress.train_seconds, 2),
+            "valid": valid["all"],
+            "test": test["all"],
+            "test_by_group": {"head": test["head"], "tail": test["tail"]},
+            "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
+        }
+        if self.main:
+            (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        return results
