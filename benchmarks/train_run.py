@@ -15,13 +15,12 @@ import sys
 import time
 
 from common import RESULTS, ROOT, provenance, write_result
-
 from s4rec.config import Config
 from s4rec.methods import apply_method
 from s4rec.train import Trainer
 
 PROTOCOLS = {"bce": "paper-bce.yaml", "ce": "ce.yaml"}
-LAYERS = {"beauty": 1, "sports": 2, "toys": 3, "ml-1m": 2}  # ICLRec's per-dataset depth
+LAYERS = {"beauty": 1, "sports": 2, "toys": 3, "ml-1m": 2}  # ICLRec's per-dataset depth (bce protocol)
 
 
 def main() -> None:
@@ -47,7 +46,7 @@ def main() -> None:
     cfg = apply_method(Config.load(ROOT / "configs" / PROTOCOLS[args.protocol]), args.method)
     sets = [f"data.dataset={args.dataset}", f"train.seed={args.seed}", f"train.threads={args.threads}",
             "train.progress=false"]  # fmt: skip
-    if args.dataset in LAYERS:
+    if args.protocol == "bce" and args.dataset in LAYERS:
         sets.append(f"model.layers={LAYERS[args.dataset]}")
     if args.data_dir:
         sets.append(f"data.data_dir={args.data_dir}")

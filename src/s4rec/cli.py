@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .checkpoint import load_model
 from .config import Config, read_mapping

@@ -45,6 +45,6 @@ def recommend(
     vals, idx = scores.topk(min(k, len(item_ids)))
     return [
         (item_ids[i - 1], float(v))
-        for i, v in zip(idx.tolist(), vals.tolist())
+        for i, v in zip(idx.tolist(), vals.tolist(), strict=True)
         if v > float("-inf")
     ]

@@ -75,7 +75,7 @@ class SASRec(nn.Module):
 
     def forward(self, items: Tensor) -> Tensor:
         """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
-        B, W = items.shape
+        W = items.shape[1]
         if self.max_len < W:
             raise ValueError(f"sequence width {W} exceeds max_len {self.max_len}")
         valid = items != 0  # (B, W)

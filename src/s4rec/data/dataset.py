@@ -120,7 +120,7 @@ def head_tail_labels(train_lengths: np.ndarray, fraction: float = 0.2) -> np.nda
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"head fraction must be in [0, 1], got {fraction}")
-    n_head = int(round(fraction * len(train_lengths)))
+    n_head = round(fraction * len(train_lengths))
     order = np.lexsort((np.arange(len(train_lengths)), -np.asarray(train_lengths)))
     head = np.zeros(len(train_lengths), dtype=bool)
     head[order[:n_head]] = True
