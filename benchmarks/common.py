@@ -38,10 +38,11 @@ def machine() -> str:
     return f"{cpu}; {os.cpu_count()} cores; {platform.system()} {platform.release()}; torch {torch.__version__}"
 
 
-def provenance(wall_seconds: float) -> dict[str, Any]:
+def provenance(wall_seconds: float, code_commit: str) -> dict[str, Any]:
+    """``code_commit``: ``commit()`` taken when the benchmark started, i.e. the code that ran."""
     return {
         "command": " ".join(["python", *sys.argv]),
-        "commit": commit(),
+        "commit": code_commit,
         "machine": machine(),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(wall_seconds, 2),

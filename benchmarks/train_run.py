@@ -14,13 +14,18 @@ import logging
 import sys
 import time
 
-from common import RESULTS, ROOT, provenance, write_result
+from common import RESULTS, ROOT, commit, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import apply_method
 from s4rec.train import Trainer
 
 PROTOCOLS = {"bce": "paper-bce.yaml", "ce": "ce.yaml"}
-LAYERS = {"beauty": 1, "sports": 2, "toys": 3, "ml-1m": 2}  # ICLRec's per-dataset depth (bce protocol)
+LAYERS = {
+    "beauty": 1,
+    "sports": 2,
+    "toys": 3,
+    "ml-1m": 2,
+}  # ICLRec's per-dataset depth (bce protocol)
 
 
 def main() -> None:
@@ -51,10 +56,10 @@ def main() -> None:
     if args.data_dir:
         sets.append(f"data.data_dir={args.data_dir}")
     cfg = cfg.override(sets + args.set)
-    start = time.perf_counter()
+    start, code = time.perf_counter(), commit()
     results = Trainer(cfg, ROOT / "runs" / "bench" / name).fit(resume=True)
     path = write_result(
-        name, {**results, "config": cfg.to_dict(), **provenance(time.perf_counter() - start)}
+        name, {**results, "config": cfg.to_dict(), **provenance(time.perf_counter() - start, code)}
     )
     print(f"wrote {path}", file=sys.stderr)
 

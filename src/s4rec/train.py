@@ -148,7 +148,7 @@ class Trainer:
             self.optimizer.step()
             for name, value in out.terms.items():
                 sums[name] += value
-            bar.set_postfix(loss=f"{float(out.total):.4f}")
+            bar.set_postfix(loss=f"{out.total.item():.4f}")
         return {name: total / len(self.loader) for name, total in sums.items()}
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:

@@ -1,0 +1,112 @@
+"""Cost of SASRec on Beauty: one training epoch per protocol, one full evaluation, eval memory.
+
+    python benchmarks/cost.py --threads 1
+
+Each timing is the median of ``--repeats`` runs in this process. Peak evaluation memory is
+measured in fresh child processes (growth of peak RSS during evaluation), on Beauty and on
+larger synthetic catalogues, to show it is bounded by the chunk sizes rather than the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import tempfile
+import time
+
+import torch
+
+from common import ROOT, commit, provenance, write_result
+from s4rec.config import Config
+from s4rec.data.catalog import load_sequences
+from s4rec.data.dataset import LeaveOneOut
+from s4rec.data.synthetic import make_synthetic
+from s4rec.evaluate import evaluate
+from s4rec.model import SASRec
+from s4rec.train import Trainer
+
+
+def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), [round(t, 3) for t in times]
+
+
+def epoch_cost(data: LeaveOneOut, protocol: str, layers: int, repeats: int) -> dict:
+    cfg = Config.load(ROOT / "configs" / f"{protocol}.yaml").override(
+        [f"model.layers={layers}", "train.progress=false"]
+    )
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(cfg, out, data)
+        med, all_ = median_seconds(trainer.train_epoch, repeats)
+    tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
+    return {"seconds_median": round(med, 3), "seconds": all_, "trained_positions": tokens,
+            "batches": len(trainer.loader), "layers": layers}  # fmt: skip
+
+
+def _eval_peak(args: tuple[str, int, int, int, int], queue: mp.Queue) -> None:
+    """Child process: peak RSS growth (MiB) while evaluating an untrained model."""
+    source, n_users, n_items, user_batch, threads = args
+    torch.set_num_threads(threads)
+    if source == "beauty":
+        seqs = load_sequences("beauty")
+    else:
+        seqs = make_synthetic(n_users=n_users, n_items=n_items, max_len=50, seed=0).sequences
+    data = LeaveOneOut(seqs)
+    model = SASRec(data.n_items, 50, Config().model)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    evaluate(model, data, "test", user_batch=user_batch)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"dataset": source, "users": data.n_users, "items": data.n_items, "user_batch": user_batch,
+               "peak_growth_mib": round((after - before) / 1024, 1), "seconds": round(seconds, 2)})  # fmt: skip
+
+
+def eval_memory(threads: int) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    rows = []
+    for job in [("beauty", 0, 0, 2048, threads), ("synthetic", 20000, 12000, 2048, threads),
+                ("synthetic", 100000, 12000, 2048, threads), ("synthetic", 20000, 48000, 2048, threads)]:  # fmt: skip
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_eval_peak, args=(job, queue))
+        proc.start()
+        rows.append(queue.get())
+        proc.join()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    start, code = time.perf_counter(), commit()
+    data = LeaveOneOut(load_sequences("beauty"))
+    result = {
+        "benchmark": "cost",
+        "dataset": "beauty",
+        "epoch_bce": epoch_cost(data, "paper-bce", 1, args.repeats),
+        "epoch_ce": epoch_cost(data, "ce", 2, args.repeats),
+    }
+    model = SASRec(data.n_items, 50, Config().model)
+    med, all_ = median_seconds(lambda: evaluate(model, data, "test"), args.repeats)
+    result["evaluation"] = {"users": data.n_users, "seconds_median": round(med, 3), "seconds": all_}
+    result["evaluation_memory"] = eval_memory(args.threads)
+    torch.set_num_threads(args.threads)
+    write_result(
+        f"cost-beauty-t{args.threads}", {**result, **provenance(time.perf_counter() - start, code)}
+    )
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
