@@ -49,9 +49,9 @@ def epoch_cost(data: LeaveOneOut, protocol: str, layers: int, repeats: int) -> d
             "batches": len(trainer.loader), "layers": layers}  # fmt: skip
 
 
-def _eval_peak(args: tuple[str, int, int, int, int], queue: mp.Queue) -> None:
-    """Child process: peak RSS growth (MiB) while evaluating an untrained model."""
-    source, n_users, n_items, user_batch, threads = args
+def _eval_peak(args: tuple[str, int, int, int], queue: mp.Queue) -> None:
+    """Child process: peak RSS growth (MiB) while evaluating an untrained model (default chunks)."""
+    source, n_users, n_items, threads = args
     torch.set_num_threads(threads)
     if source == "beauty":
         seqs = load_sequences("beauty")
@@ -61,20 +61,21 @@ def _eval_peak(args: tuple[str, int, int, int, int], queue: mp.Queue) -> None:
     model = SASRec(data.n_items, 50, Config().model)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    evaluate(model, data, "test", user_batch=user_batch)
+    evaluate(model, data, "test")
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"dataset": source, "users": data.n_users, "items": data.n_items, "user_batch": user_batch,
+    queue.put({"dataset": source, "users": data.n_users, "items": data.n_items,
                "peak_growth_mib": round((after - before) / 1024, 1), "seconds": round(seconds, 2)})  # fmt: skip
 
 
 def eval_memory(threads: int) -> list[dict]:
     ctx = mp.get_context("spawn")
     rows = []
-    for job in [("beauty", 0, 0, 2048, threads), ("synthetic", 20000, 12000, 2048, threads),
-                ("synthetic", 100000, 12000, 2048, threads), ("synthetic", 20000, 48000, 2048, threads)]:  # fmt: skip
+    jobs = [("beauty", 0, 0), ("synthetic", 20000, 12000), ("synthetic", 100000, 12000),
+            ("synthetic", 20000, 48000)]  # fmt: skip
+    for job in jobs:
         queue = ctx.Queue()
-        proc = ctx.Process(target=_eval_peak, args=(job, queue))
+        proc = ctx.Process(target=_eval_peak, args=((*job, threads), queue))
         proc.start()
         rows.append(queue.get())
         proc.join()

@@ -87,19 +87,17 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
-    rows = catalog_table(args.data_dir)
     print(f"{'name':<10} {'users':>8} {'items':>8} {'interactions':>13} {'avg len':>8}  location")
-    for r in rows:
-        found = r.get("path")
-        stats = (
-            f"{r['users']:>8,} {r['items']:>8,} {r['interactions']:>13,} {r['avg_length']:>8.2f}"
-            if r.get("users") is not None
-            else f"{'-':>8} {'-':>8} {'-':>13} {'-':>8}"
-        )
-        where = (
-            found
-            or f"not found ({r.get('file') or 'generated'}; looked in {', '.join(r.get('searched', []))})"
-        )
+    for r in catalog_table(args.data_dir):
+        if r["users"] is None:
+            stats = f"{'-':>8} {'-':>8} {'-':>13} {'-':>8}"
+        else:
+            stats = f"{r['users']:>8,} {r['items']:>8,} {r['interactions']:>13,} {r['avg_length']:>8.2f}"
+        where = r["path"] or r["note"]
+        if r["path"] is None and r["searched"]:
+            where += f"; looked in {', '.join(r['searched'])}"
+        elif r["path"] and r["note"]:
+            where += f" ({r['note']})"
         print(f"{r['name']:<10} {stats}  {where}")
 
 

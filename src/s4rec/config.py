@@ -58,8 +58,8 @@ class TrainConfig:
     seed: int = 42
     threads: int = 0  # torch threads; 0 leaves the default
     deterministic: bool = False
-    eval_batch_users: int = 2048
-    eval_item_chunk: int = 65536
+    eval_batch_users: int = 1024
+    eval_item_chunk: int = 32768
     progress: bool = True
 
 

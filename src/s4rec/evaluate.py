@@ -31,21 +31,28 @@ def metrics_from_ranks(ranks: Tensor | np.ndarray, ks: tuple[int, ...] = KS) -> 
     return out
 
 
-def rank_targets(scores: Tensor, target_scores: Tensor, excluded: Tensor) -> Tensor:
-    """Per row, how many non-excluded items score at least as high as the target (ties count against it).
+def rank_targets(scores: Tensor, target_scores: Tensor) -> Tensor:
+    """Per row, how many items score at least as high as the target: ties count against it.
 
-    scores: (b, C); target_scores: (b,); excluded: (b, C) bool, which must include the
-    target's own column so that it is not counted against itself.
+    scores: (b, C) with excluded items (history, padding, the target itself) set to -inf;
+    target_scores: (b,). A non-finite target score (a broken model) ranks last.
     """
-    return ((scores >= target_scores[:, None]) & ~excluded).sum(1)
+    counts = (scores >= target_scores[:, None]).view(torch.uint8).sum(1, dtype=torch.int32)
+    return torch.where(torch.isfinite(target_scores), counts.long(), scores.shape[1])
 
 
-def _history_mask(history: Tensor, lo: int, hi: int) -> Tensor:
-    """(b, hi - lo) bool: True where column lo + j is one of the row's history items (0 = none)."""
-    mask = torch.zeros(len(history), hi - lo, dtype=torch.bool)
+def exclude_(scores: Tensor, lo: int, history: Tensor, specials: tuple[int, ...]) -> Tensor:
+    """Set, in place, the scores of items ``lo + j`` that are in a row's history or in ``specials`` to -inf.
+
+    scores: (b, C) for items lo .. lo + C - 1; history: (b, H) item ids, 0 = none.
+    """
+    hi = lo + scores.shape[1]
     rows, cols = torch.nonzero((history >= lo) & (history < hi) & (history > 0), as_tuple=True)
-    mask[rows, history[rows, cols] - lo] = True
-    return mask
+    scores[rows, history[rows, cols] - lo] = float("-inf")
+    for item in specials:
+        if lo <= item < hi:
+            scores[:, item - lo] = float("-inf")
+    return scores
 
 
 class Ranker:
@@ -55,7 +62,7 @@ class Ranker:
     """
 
     def __init__(
-        self, model: SASRec, data: LeaveOneOut, user_batch: int = 2048, item_chunk: int = 65536
+        self, model: SASRec, data: LeaveOneOut, user_batch: int = 1024, item_chunk: int = 32768
     ):
         self.model, self.data = model, data
         self.user_batch, self.item_chunk = user_batch, item_chunk
@@ -75,12 +82,10 @@ class Ranker:
             history = left_padded(data.flat, data.starts[u], end[u], int(hist_len.max()))
             yield u, hidden[:, -1], history
 
-    def _excluded(self, history: Tensor, lo: int, hi: int) -> Tensor:
-        excluded = _history_mask(history, lo, hi)
-        for special in (0, self.n_cols - 1):
-            if lo <= special < hi:
-                excluded[:, special - lo] = True
-        return excluded
+    def _scores(self, z: Tensor, history: Tensor, lo: int, hi: int) -> Tensor:
+        """(b, hi - lo) scores with padding, the mask token and history items at -inf."""
+        scores = z @ self.model.item_emb.weight[lo:hi].T
+        return exclude_(scores, lo, history, (0, self.n_cols - 1))
 
     def _chunks(self) -> list[tuple[int, int]]:
         return [
@@ -95,24 +100,24 @@ class Ranker:
         self.model.eval()
         users = torch.arange(self.data.n_users) if users is None else users
         ranks = torch.empty(self.data.n_users, dtype=torch.long)
-        weight = self.model.item_emb.weight
         chunks = self._chunks()
         for u, z, history in self._user_batches(split, users):
             target = self.data.target(split)[u]
-            t_score = torch.empty(len(u))
-            cached = None
-            for lo, hi in chunks:  # pass 1: target scores, read off the same matmul as the ranking
-                scores = z @ weight[lo:hi].T
-                here = (target >= lo) & (target < hi)
-                t_score[here] = scores[here, target[here] - lo]
-                cached = scores if len(chunks) == 1 else None
-            rank = torch.zeros(len(u), dtype=torch.long)
-            for lo, hi in chunks:  # pass 2: count items scored at least as high
-                scores = cached if cached is not None else z @ weight[lo:hi].T
-                excluded = self._excluded(history, lo, hi)
-                here = torch.nonzero((target >= lo) & (target < hi)).squeeze(1)
-                excluded[here, target[here] - lo] = True
-                rank += rank_targets(scores, t_score, excluded)
+            # the target's score is read off the same matmul as the ranking, then excluded itself
+            with_target = torch.cat([history, target[:, None]], 1)
+            if len(chunks) == 1:
+                scores = z @ self.model.item_emb.weight.T
+                t_score = scores.gather(1, target[:, None]).squeeze(1)
+                rank = rank_targets(exclude_(scores, 0, with_target, (0, self.n_cols - 1)), t_score)
+            else:  # pass 1: target scores chunk by chunk; pass 2: count
+                t_score = torch.empty(len(u))
+                for lo, hi in chunks:
+                    here = (target >= lo) & (target < hi)
+                    scores = z @ self.model.item_emb.weight[lo:hi].T  # same shapes as pass 2
+                    t_score[here] = scores[here].gather(1, (target[here] - lo)[:, None]).squeeze(1)
+                rank = sum(
+                    rank_targets(self._scores(z, with_target, lo, hi), t_score) for lo, hi in chunks
+                )
             ranks[u] = rank
         self.model.train(was_training)
         return ranks[users]
@@ -122,16 +127,13 @@ class Ranker:
         """(U, k) internal ids of the best-scored non-excluded items per user, best first, and their scores."""
         was_training = self.model.training
         self.model.eval()
-        weight = self.model.item_emb.weight
         ids = torch.empty(self.data.n_users, k, dtype=torch.long)
         vals = torch.empty(self.data.n_users, k)
         for u, z, history in self._user_batches(split, torch.arange(self.data.n_users)):
             best_v = torch.full((len(u), 0), float("-inf"))
             best_i = torch.zeros((len(u), 0), dtype=torch.long)
             for lo, hi in self._chunks():
-                scores = (z @ weight[lo:hi].T).masked_fill(
-                    self._excluded(history, lo, hi), float("-inf")
-                )
+                scores = self._scores(z, history, lo, hi)
                 v, i = scores.topk(min(k, hi - lo), dim=1)
                 best_v, pos = torch.cat([best_v, v], 1).topk(
                     min(k, best_v.shape[1] + v.shape[1]), dim=1
@@ -143,7 +145,7 @@ class Ranker:
 
 
 def evaluate(
-    model: SASRec, data: LeaveOneOut, split: Split, user_batch: int = 2048, item_chunk: int = 65536
+    model: SASRec, data: LeaveOneOut, split: Split, user_batch: int = 1024, item_chunk: int = 32768
 ) -> dict[str, dict[str, float]]:
     """Metrics for all users and for the head and tail groups: {"all": ..., "head": ..., "tail": ...}."""
     ranks = Ranker(model, data, user_batch, item_chunk).ranks(split)

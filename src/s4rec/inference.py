@@ -14,7 +14,7 @@ from .model import SASRec
 
 
 def write_predictions(
-    model: SASRec, data: LeaveOneOut, split: Split, k: int, path: str | Path, user_batch: int = 2048
+    model: SASRec, data: LeaveOneOut, split: Split, k: int, path: str | Path, user_batch: int = 1024
 ) -> None:
     """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically."""
     ids, _ = Ranker(model, data, user_batch).top_k(split, k)
