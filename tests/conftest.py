@@ -37,16 +37,17 @@ def tiny_config(*overrides: str) -> Config:
     return Config().override([*TINY, *overrides])
 
 
-def unique_item_data(lengths: list[int], max_len_pad: int = 0) -> LeaveOneOut:
+def unique_item_data(lengths: list[int], extra_items: int = 0) -> LeaveOneOut:
     """Users with the given lengths where item ``i`` sits at flat position ``i - 1``.
 
-    Every item occurs once, so an item id names its position in the flat array.
+    Every item occurs once, so an item id names its position in the flat array;
+    ``extra_items`` unused items are appended to the catalogue.
     """
     seqs, nxt = [], 1
     for n in lengths:
         seqs.append(list(range(nxt, nxt + n)))
         nxt += n
-    return LeaveOneOut(Sequences.from_lists(seqs, n_items=nxt - 1 + max_len_pad))
+    return LeaveOneOut(Sequences.from_lists(seqs, n_items=nxt - 1 + extra_items))
 
 
 @pytest.fixture

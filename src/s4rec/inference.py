@@ -17,14 +17,19 @@ def write_predictions(
     model: SASRec, data: LeaveOneOut, split: Split, k: int, path: str | Path, user_batch: int = 1024
 ) -> None:
     """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically."""
-    ids, _ = Ranker(model, data, user_batch).top_k(split, k)
+    ids, scores = Ranker(model, data, user_batch).top_k(split, k)
     users, items = data.seqs.user_ids, data.seqs.item_ids
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        for u, row in enumerate(ids.tolist()):
-            f.write(users[u] + "\t" + " ".join(items[i - 1] for i in row if i > 0) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            for u, (row, vals) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
+                best = (items[i - 1] for i, v in zip(row, vals, strict=True) if v > float("-inf"))
+                f.write(users[u] + "\t" + " ".join(best) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @torch.no_grad()

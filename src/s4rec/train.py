@@ -174,16 +174,16 @@ class Trainer:
             improved = valid[SELECT_METRIC] > p.best_score
             if improved:
                 p.best_score, p.best_epoch = valid[SELECT_METRIC], p.epoch
-            if self.main:
+            if self.main:  # best, then the log line, then last.pt: resume never skips a line
                 if improved:
                     self._save_best(valid)
-                self._save_last()
                 record = {
                     "epoch": p.epoch, "loss": losses, "valid": valid, "train_seconds": round(train_s, 3),
                     "eval_seconds": round(time.perf_counter() - start - train_s, 3),
                 }  # fmt: skip
                 with open(self.out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
+                self._save_last()
                 log.info(
                     "epoch %d  loss %.4f  valid %s %.4f%s  (%.1fs + %.1fs eval)",
                     p.epoch, sum(losses.values()), SELECT_METRIC, valid[SELECT_METRIC],

@@ -165,8 +165,8 @@ def training_samples(
         return _samples(users, start, b[users], np.zeros_like(users))
     if layout != "prefix":
         raise ValueError(f"unknown layout {layout!r}; use 'user' or 'prefix'")
-    if stride < 1:
-        raise ValueError("prefix_stride must be >= 1")
+    if not 1 <= stride <= max_len:
+        raise ValueError(f"prefix_stride must be in [1, max_len={max_len}], got {stride}")
     n_inputs = np.where(ok, b - a, 0)
     extra = np.where(n_inputs > max_len, -(-(n_inputs - max_len) // stride), 0)
     n_windows = np.where(ok, 1 + extra, 0)

@@ -1,0 +1,243 @@
+"""The ``s4rec`` command end to end: prepare, train, evaluate, predict, recommend, datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY
+from s4rec import cli
+from s4rec.checkpoint import load_model
+from s4rec.config import ModelConfig
+from s4rec.data.dataset import LeaveOneOut
+from s4rec.data.readers import read_sequence_text
+from s4rec.data.sequences import Sequences
+from s4rec.data.synthetic import make_synthetic
+from s4rec.inference import write_predictions
+from s4rec.model import SASRec
+
+
+def run(*argv: str) -> None:
+    cli.main(list(argv))
+
+
+def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run a command that must exit with status 2; return its stderr."""
+    with pytest.raises(SystemExit) as e:
+        run(*argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def tiny_sets() -> list[str]:
+    """``--set`` arguments for the tiny test model (epochs and progress come as flags)."""
+    keep = [a for a in TINY if not a.startswith(("train.epochs", "train.progress"))]
+    return [arg for a in keep for arg in ("--set", a)]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A raw CSV log with string ids -> prepare -> train, all through the command."""
+    root = tmp_path_factory.mktemp("cli")
+    seqs = make_synthetic(n_users=400, seed=1).sequences
+    rows = ["user_id,item_id,timestamp"]
+    for u in range(seqs.n_users):
+        rows += [f"u{u},sku{i},{1000 + t}" for t, i in enumerate(seqs[u].tolist())]
+    (root / "log.csv").write_text("\n".join(rows) + "\n")
+    run("prepare", str(root / "log.csv"), "--out", str(root / "shop.txt"))
+    run_dir = root / "run"
+    run(
+        "train", "--dataset", str(root / "shop.txt"), "--epochs", "4", "--no-progress",
+        "--out", str(run_dir), *tiny_sets(),
+    )  # fmt: skip
+    return {"root": root, "run": run_dir, "data": root / "shop.txt"}
+
+
+def test_train_on_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run("train", "--dataset", "synthetic", "--epochs", "2", "--seed", "7", "--no-progress",
+        "--out", str(tmp_path), *tiny_sets())  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "results.json"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert printed["test"] == results["test"] and printed["epochs"] == 2
+    assert results["seed"] == 7 and results["dataset"] == "synthetic"
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_prepare_tiny_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "log.csv").write_text(
+        "user_id,item_id,timestamp\nbob,x,3\nalice,y,1\nbob,y,1\nalice,z,2\ncarol,x,5\n"
+    )
+    run("prepare", str(tmp_path / "log.csv"), "--out", str(tmp_path / "out.txt"), "--k-core", "1")
+    assert "3 users, 3 items, 5 interactions" in capsys.readouterr().out
+    assert (tmp_path / "out.txt").read_text() == "1 1 2\n2 1 3\n3 3\n"
+    seqs = read_sequence_text(tmp_path / "out.txt")
+    assert seqs.user_ids == ["alice", "bob", "carol"] and seqs.item_ids == ["y", "z", "x"]
+
+
+def test_prepare_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "log.csv").write_text("user,item\na,b\n")
+    err = fails(capsys, "prepare", str(tmp_path / "log.csv"), "--out", str(tmp_path / "o.txt"))
+    assert "missing column(s)" in err
+
+
+def test_pipeline_run_dir(pipeline: dict[str, Path]) -> None:
+    names = {p.name for p in pipeline["run"].iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "best.pt", "results.json"} <= names
+    seqs = read_sequence_text(pipeline["data"])
+    assert seqs.item_ids[0].startswith("sku") and seqs.user_ids[0].startswith("u")
+
+
+def test_evaluate_matches_results(
+    pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("evaluate", str(pipeline["run"] / "best.pt"))
+    out = json.loads(capsys.readouterr().out)
+    results = json.loads((pipeline["run"] / "results.json").read_text())
+    assert out["test"]["all"] == results["test"]
+    assert out["valid"]["all"] == results["valid"]
+    assert out["test"]["head"] == results["test_by_group"]["head"]
+
+
+def test_predict_tsv(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    tsv = pipeline["root"] / "top20.tsv"
+    run(
+        "predict",
+        str(pipeline["run"] / "best.pt"),
+        "--split",
+        "test",
+        "--k",
+        "20",
+        "--out",
+        str(tsv),
+    )
+    assert "top-20 test predictions" in capsys.readouterr().out
+    seqs = read_sequence_text(pipeline["data"])
+    history = {
+        u: [seqs.item_ids[i - 1] for i in seqs[r].tolist()] for r, u in enumerate(seqs.user_ids)
+    }
+    lines = tsv.read_text().splitlines()
+    assert len(lines) == seqs.n_users
+    hits = 0
+    for line in lines:
+        user, items = line.split("\t")
+        top = items.split(" ")
+        assert len(top) == len(set(top)) == 20
+        assert all(t.startswith("sku") for t in top)
+        assert not set(top) & set(history[user][:-1])  # nothing the user had before the target
+        hits += history[user][-1] in top
+    assert {ln.split("\t")[0] for ln in lines} == set(seqs.user_ids)
+    results = json.loads((pipeline["run"] / "results.json").read_text())
+    assert hits / len(lines) == results["test"]["HR@20"]
+    assert 0 < hits < len(lines)
+
+
+def test_predict_k_above_candidates(tmp_path: Path) -> None:
+    """With fewer candidates than k, a line lists just the candidates (no history, no crash)."""
+    torch.manual_seed(0)
+    seqs = Sequences.from_lists([[1, 2, 3, 4], [5, 6, 1, 2, 3]], item_ids=list("abcdef"))
+    data = LeaveOneOut(seqs)
+    model = SASRec(6, 5, ModelConfig(hidden=8, layers=1, heads=2, inner=16))
+    write_predictions(model, data, "test", 6, tmp_path / "p.tsv")
+    lines = [ln.split("\t") for ln in (tmp_path / "p.tsv").read_text().splitlines()]
+    assert [u for u, _ in lines] == ["1", "2"]
+    assert sorted(lines[0][1].split()) == ["d", "e", "f"]  # history a b c
+    assert sorted(lines[1][1].split()) == ["c", "d"]  # history e f a b
+
+
+def test_recommend_raw_ids(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    seqs = read_sequence_text(pipeline["data"])
+    history = [seqs.item_ids[i - 1] for i in seqs[0].tolist()[:4]]
+    run("recommend", str(pipeline["run"] / "best.pt"), "--history", " ".join(history), "-k", "5")
+    rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 5
+    items, scores = [r[0] for r in rows], [float(r[1]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert not set(items) & set(history) and set(items) <= set(seqs.item_ids)
+    _, model, item_ids = load_model(pipeline["run"] / "best.pt")  # the same top 5, recomputed
+    index = {raw: i + 1 for i, raw in enumerate(item_ids)}
+    with torch.no_grad():
+        s = model.score(model(torch.tensor([[index[h] for h in history]]))[0, -1])
+    s[[0, model.mask_id, *[index[h] for h in history]]] = float("-inf")
+    assert items == [item_ids[i - 1] for i in s.topk(5).indices.tolist()]
+
+
+def test_recommend_unknown_id(
+    pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--history", "sku1 nope")
+    assert "unknown item id(s) ['nope']" in err
+    err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--history", "")
+    assert "history is empty" in err
+
+
+def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = fails(capsys, "evaluate", str(tmp_path / "nope.pt"))
+    assert "no such checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("train.epochs=abc", "expected an integer, got 'abc'"),
+        ("train.nope=1", "unknown configuration key 'train.nope'"),
+        ("train.lr", "expected key=value"),
+        ("loss.next_item=hinge", "is not one of"),
+    ],
+)
+def test_bad_set_exits_2(
+    assignment: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fails(
+        capsys, "train", "--dataset", "synthetic", "--set", assignment, "--out", str(tmp_path / "r")
+    )
+    assert message in err and err.startswith("s4rec train: error:")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_dataset_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = fails(
+        capsys, "train", "--dataset", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "r")
+    )
+    assert "neither a dataset name" in err
+
+
+def test_config_precedence(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 9\n  lr: 0.01\nmodel:\n  layers: 3\n")
+    args = cli.parser().parse_args(
+        [
+            "train",
+            "--config",
+            str(tmp_path / "c.yaml"),
+            "--epochs",
+            "4",
+            "--set",
+            "train.lr=0.02",
+            "--out",
+            "x",
+        ]
+    )
+    cfg = cli.build_config(args)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.layers, cfg.model.hidden) == (4, 0.02, 3, 64)
+
+
+def test_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("S4REC_DATA", raising=False)
+    monkeypatch.setenv("S4REC_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "Beauty.txt").write_text("1 1 2 3\n2 2 3 4 5\n")
+    run("datasets", "--data-dir", str(tmp_path))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["name", "users", "items", "interactions", "avg"]
+    by_name = {ln.split()[0]: ln for ln in out[1:]}
+    assert set(by_name) == {"beauty", "sports", "toys", "ml-1m", "yelp", "synthetic"}
+    assert by_name["beauty"].split()[1:5] == ["2", "5", "7", "3.50"]
+    assert str(tmp_path / "Beauty.txt") in by_name["beauty"]
+    assert "not found" in by_name["toys"] and "Toys_and_Games" in by_name["toys"]
+    assert f"looked in {tmp_path}" in by_name["toys"]

@@ -1,0 +1,135 @@
+"""SASRec encoder: causality, the every-prefix property, padding invariance, pooling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s4rec.config import ModelConfig
+from s4rec.model import SASRec, pool
+
+N_ITEMS, MAX_LEN = 30, 20
+
+
+def make_model(positions: str = "end", layers: int = 2, seed: int = 0) -> SASRec:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(hidden=16, layers=layers, heads=2, inner=32, positions=positions)
+    return SASRec(N_ITEMS, MAX_LEN, cfg).eval()
+
+
+def padded(seq: list[int], width: int) -> torch.Tensor:
+    return torch.tensor([[0] * (width - len(seq)) + seq])
+
+
+SEQ = [5, 3, 17, 8, 22, 1, 30, 12]
+
+
+@pytest.mark.parametrize("positions", ["end", "start"])
+def test_causal(positions: str) -> None:
+    model = make_model(positions)
+    items = padded(SEQ, 10)
+    changed = items.clone()
+    changed[0, 6] = 9  # the 5th real item (padding occupies columns 0 and 1)
+    with torch.no_grad():
+        a, b = model(items), model(changed)
+    torch.testing.assert_close(a[:, :6], b[:, :6], rtol=0, atol=1e-6)
+    assert (a[:, 6:] - b[:, 6:]).abs().amax(-1).min() > 1e-4  # later positions do change
+
+
+def test_start_positions_prefix_equals_position_of_full_sequence() -> None:
+    model = make_model("start")
+    with torch.no_grad():
+        full = model(padded(SEQ, 12))[0, 4:]  # real items start at column 4
+        for t in range(1, len(SEQ) + 1):
+            for width in {t, t + 3, MAX_LEN}:
+                prefix = model(padded(SEQ[:t], width))[0, -1]
+                torch.testing.assert_close(prefix, full[t - 1], rtol=0, atol=1e-5)
+
+
+def test_start_positions_prefix_in_a_mixed_batch() -> None:
+    model = make_model("start")
+    batch = torch.cat([padded(SEQ, 9), padded(SEQ[:3], 9), padded(SEQ[:6], 9)])
+    with torch.no_grad():
+        h = model(batch)
+    torch.testing.assert_close(h[1, -1], h[0, 3], rtol=0, atol=1e-5)
+    torch.testing.assert_close(h[2, -1], h[0, 6], rtol=0, atol=1e-5)
+
+
+def test_end_positions_do_not_have_the_prefix_property() -> None:
+    model = make_model("end")
+    with torch.no_grad():
+        full = model(padded(SEQ, 8))[0, 3]
+        prefix = model(padded(SEQ[:4], 8))[0, -1]
+    assert (full - prefix).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("positions", ["end", "start"])
+def test_padding_width_invariance(positions: str) -> None:
+    model = make_model(positions)
+    with torch.no_grad():
+        outs = [model(padded(SEQ[:6], w))[0, -1] for w in (6, 10, MAX_LEN)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(outs[0], outs[2], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("positions", ["end", "start"])
+def test_batch_rows_are_independent(positions: str) -> None:
+    model = make_model(positions)
+    batch = torch.cat(
+        [padded(SEQ, 10), padded([4, 4, 7], 10), torch.zeros(1, 10, dtype=torch.long)]
+    )
+    with torch.no_grad():
+        together = model(batch)
+        alone = model(batch[:1])
+    torch.testing.assert_close(together[0], alone[0], rtol=0, atol=1e-5)
+
+
+def test_fully_padded_rows_give_no_nan() -> None:
+    model = make_model()
+    batch = torch.cat([torch.zeros(2, 7, dtype=torch.long), padded(SEQ[:5], 7)])
+    with torch.no_grad():
+        assert torch.isfinite(model(batch)).all()
+    model.train()
+    h = model(batch)
+    assert torch.isfinite(h).all()
+    h.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_width_above_max_len_raises() -> None:
+    with pytest.raises(ValueError, match="exceeds max_len"):
+        make_model()(torch.ones(1, MAX_LEN + 1, dtype=torch.long))
+
+
+def test_heads_must_divide_hidden() -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        SASRec(N_ITEMS, MAX_LEN, ModelConfig(hidden=10, heads=3))
+
+
+def test_position_ids() -> None:
+    items = torch.tensor([[0, 0, 4, 5], [1, 2, 3, 4]])
+    assert make_model("end").position_ids(items).tolist() == [[16, 17, 18, 19]] * 2
+    assert make_model("start").position_ids(items).tolist() == [[0, 0, 0, 1], [0, 1, 2, 3]]
+
+
+def test_score_all_and_selected_items() -> None:
+    model = make_model()
+    h = torch.randn(3, 16)
+    all_scores = model.score(h)
+    assert all_scores.shape == (3, N_ITEMS + 2)
+    one = model.score(h, torch.tensor([4, 0, 9]))
+    torch.testing.assert_close(one, all_scores[[0, 1, 2], [4, 0, 9]])
+    many = model.score(h, torch.tensor([[1, 2], [3, 4], [5, 6]]))
+    torch.testing.assert_close(many, all_scores.gather(1, torch.tensor([[1, 2], [3, 4], [5, 6]])))
+    assert model.mask_id == N_ITEMS + 1
+
+
+def test_pool() -> None:
+    hidden = torch.tensor(
+        [[[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]], [[7.0, 7.0], [7.0, 7.0], [2.0, 0.0]]]
+    )
+    items = torch.tensor([[0, 4, 5], [0, 0, 0]])
+    assert pool(hidden, items, "last").tolist() == [[5.0, 9.0], [2.0, 0.0]]
+    assert pool(hidden, items, "mean").tolist() == [[4.0, 6.5], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="pooling"):
+        pool(hidden, items, "max")
