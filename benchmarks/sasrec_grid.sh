@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SASRec results of the README, in two lanes of one thread each (both cores of a 2-core
 # machine). Finished runs are skipped and interrupted ones resume, so rerunning is safe.
-# Needs the benchmark files: export S4REC_DATA=/path/to/data first.
+# Needs the benchmark files: export S4REC_DATA=/path/to/data first. Usage: sasrec_grid.sh [bce|ce]
 set -u
 cd "$(dirname "$0")/.."
 run() { python benchmarks/train_run.py --threads 1 "$@" || echo "FAILED: $*"; }
@@ -15,6 +15,6 @@ lane_ce() {
   run --dataset ml-1m --protocol ce --seed 1 --set data.prefix_stride=25
 }
 mkdir -p runs/logs
-lane_bce > runs/logs/lane_bce.log 2>&1 &
-lane_ce > runs/logs/lane_ce.log 2>&1 &
+lanes=${1:-"bce ce"}  # run one lane with: benchmarks/sasrec_grid.sh bce
+for lane in $lanes; do "lane_$lane" > "runs/logs/lane_$lane.log" 2>&1 & done
 wait
