@@ -3,7 +3,7 @@
     python benchmarks/cost.py --threads 1
 
 Each timing is the median of ``--repeats`` runs in this process. Peak evaluation memory is
-measured in fresh child processes (growth of peak RSS during evaluation), on Beauty and on
+measured in fresh child processes (peak RSS during evaluation minus RSS before it; Linux), on Beauty and on
 larger synthetic catalogues, to show it is bounded by the chunk sizes rather than the data.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -49,6 +49,13 @@ def epoch_cost(data: LeaveOneOut, protocol: str, layers: int, repeats: int) -> d
             "batches": len(trainer.loader), "layers": layers}  # fmt: skip
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def _eval_peak(args: tuple[str, int, int, int], queue: mp.Queue) -> None:
     """Child process: peak RSS growth (MiB) while evaluating an untrained model (default chunks)."""
     source, n_users, n_items, threads = args
@@ -59,11 +66,12 @@ def _eval_peak(args: tuple[str, int, int, int], queue: mp.Queue) -> None:
         seqs = make_synthetic(n_users=n_users, n_items=n_items, max_len=50, seed=0).sequences
     data = LeaveOneOut(seqs)
     model = SASRec(data.n_items, 50, Config().model)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark (Linux)
+    before = _status_kib("VmRSS")
     start = time.perf_counter()
     evaluate(model, data, "test")
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _status_kib("VmHWM")
     queue.put({"dataset": source, "users": data.n_users, "items": data.n_items,
                "peak_growth_mib": round((after - before) / 1024, 1), "seconds": round(seconds, 2)})  # fmt: skip
 
