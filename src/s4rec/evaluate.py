@@ -100,9 +100,9 @@ class Ranker:
         self.model.eval()
         users = torch.arange(self.data.n_users) if users is None else users
         ranks = torch.empty(self.data.n_users, dtype=torch.long)
-        chunks = self._chunks()
+        chunks, targets = self._chunks(), self.data.target(split)
         for u, z, history in self._user_batches(split, users):
-            target = self.data.target(split)[u]
+            target = targets[u]
             # the target's score is read off the same matmul as the ranking, then excluded itself
             with_target = torch.cat([history, target[:, None]], 1)
             if len(chunks) == 1:
