@@ -48,6 +48,47 @@ class LossConfig:
     negatives: int = 1  # per position for "bce"; shared per batch for "sampled_ce"
 
 
+OPERATORS = ("crop", "mask", "reorder", "insert")
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentations of App. A; each view of each sequence gets one operator drawn uniformly."""
+
+    operators: tuple[str, ...] = ("crop", "mask", "reorder")
+    crop: float = 0.2  # share of the sequence kept (a contiguous run)
+    mask: float = 0.7  # share of items replaced by the mask token
+    reorder: float = 0.2  # share of the sequence (a contiguous run) shuffled
+    insert: float = 0.2  # share of the length inserted, drawn from training items
+
+
+@dataclass
+class S4RecConfig:
+    """Sec. 4: online clustering, intent contrastive learning, self-distillation, adversarial term."""
+
+    alpha: float = 0.0  # weight of L_Clust (Eq. 4); the s4rec method sets the paper's 0.01
+    beta1: float = 0.0  # weight of L_SCL (Eq. 10); paper 0.1
+    beta2: float = 0.0  # weight of L_CKD (Eq. 12); paper 0.1
+    lam: float = 0.0  # weight of L_Adv (Eq. 13); paper 1.0
+    prototypes: int = 128  # K
+    tau1: float = 0.1  # soft assignment temperature (Eq. 3)
+    tau2: float = 1.0  # contrastive temperature (Eq. 9)
+    tau3: float = 1.0  # distillation temperature (Eq. 11)
+    sinkhorn_eps: float = 0.05
+    sinkhorn_iters: int = 3
+    freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move
+    detach_teacher: bool = True  # stop gradients through the teacher distribution of Eq. 11
+    grl_scale: float = 1.0  # gradient reversal multiplier (Sec. 4.3)
+
+    @property
+    def enabled(self) -> bool:
+        return any(w > 0 for w in (self.alpha, self.beta1, self.beta2, self.lam))
+
+    @property
+    def needs_views(self) -> bool:
+        return self.beta1 > 0 or self.beta2 > 0
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 300
@@ -69,6 +110,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    s4rec: S4RecConfig = field(default_factory=S4RecConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +204,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError("; ".join(errors))
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(v, item, where) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value

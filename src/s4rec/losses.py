@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,3 +42,109 @@ class SampledCENextItemLoss(nn.Module):
             neg = neg.masked_fill(~neg_valid, float("-inf"))
         logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)  # (N, 1 + M), true item first
         return F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long))
+
+
+def identity(x: Tensor) -> Tensor:
+    return x
+
+
+@torch.no_grad()
+def sinkhorn(
+    scores: Tensor,
+    eps: float = 0.05,
+    iters: int = 3,
+    all_reduce: Callable[[Tensor], Tensor] = identity,
+) -> Tensor:
+    """Equipartitioned soft assignment Q* (Eq. 5-7), computed in fp32 without gradient.
+
+    scores: (B, K) similarities of sequences to prototypes. Returns the transport plan Q
+    (B, K), rows summing to 1/B and columns to 1/K, from Q = diag(m) exp(scores / eps)
+    diag(v) by alternating normalisation (SwAV's Sinkhorn-Knopp). Under data parallelism
+    pass ``all_reduce`` (a sum over ranks) so that B and the column sums are global.
+    """
+    logits = scores.float() / eps
+    # scaling a row is free in Q* (diag(m)), so subtracting each row's max changes nothing
+    # but keeps exp() finite; every row keeps an entry of 1, so no row sum is ever zero
+    q = torch.exp(logits - logits.max(1, keepdim=True).values)
+    n_rows = all_reduce(torch.tensor([float(len(q))], device=q.device))
+    n_cols = q.shape[1]
+    tiny = torch.finfo(q.dtype).tiny
+    q /= all_reduce(q.sum().reshape(1))
+    for _ in range(iters):
+        q /= all_reduce(q.sum(0, keepdim=True)).clamp_min(tiny) * n_cols  # columns -> 1/K
+        q /= q.sum(1, keepdim=True) * n_rows  # rows -> 1/B
+    return q
+
+
+class ClusterLoss(nn.Module):
+    """L_Clust (Eq. 4): cross-entropy between Sinkhorn targets q and soft assignments p (Eq. 3).
+
+    scores: (B, K) cosine similarities z . mu; target: (B, K) rows summing to 1.
+    p_uk = softmax_k(scores / tau1).
+    """
+
+    def __init__(self, tau1: float) -> None:
+        super().__init__()
+        self.tau1 = tau1
+
+    def forward(self, scores: Tensor, target: Tensor) -> Tensor:
+        return -(target * F.log_softmax(scores / self.tau1, dim=1)).sum(1).mean()
+
+
+class IntentContrastiveLoss(nn.Module):
+    """L_SCL (Eq. 9-10): InfoNCE between two views with intent negatives, symmetric.
+
+    For anchor view a of sequence u the positive is the other view b of u; negatives are
+    both views of every other sequence in the batch and every prototype except the one
+    u is assigned to (h(u)). Similarities are cosine, divided by tau2.
+    a, b: (B, d); prototypes: (K, d); assigned: (B,) prototype index h(u).
+    """
+
+    def __init__(self, tau2: float) -> None:
+        super().__init__()
+        self.tau2 = tau2
+
+    def one_way(self, a: Tensor, b: Tensor, prototypes: Tensor, assigned: Tensor) -> Tensor:
+        a, b, mu = F.normalize(a, dim=1), F.normalize(b, dim=1), F.normalize(prototypes, dim=1)
+        B = len(a)
+        eye = torch.eye(B, dtype=torch.bool, device=a.device)
+        to_b = a @ b.T  # (B, B): diagonal = positives
+        to_a = (a @ a.T).masked_fill(eye, float("-inf"))  # other sequences' anchor views
+        to_mu = (a @ mu.T).scatter(1, assigned[:, None], float("-inf"))  # (B, K), own intent out
+        logits = torch.cat([to_b, to_a, to_mu], 1) / self.tau2
+        return F.cross_entropy(logits, torch.arange(B, device=a.device))
+
+    def forward(self, z1: Tensor, z2: Tensor, prototypes: Tensor, assigned: Tensor) -> Tensor:
+        return self.one_way(z1, z2, prototypes, assigned) + self.one_way(
+            z2, z1, prototypes, assigned
+        )
+
+
+class DistillationLoss(nn.Module):
+    """L_CKD (Eq. 11-12): KL(e_t || e_s) over the d dimensions, teacher = assigned prototype.
+
+    e_t = softmax(mu_h(u) / tau3), e_s = softmax(z / tau3), both over L2-normalised vectors.
+    teacher: (B, d) prototype of each sequence; student: (B, d) sequence representation.
+    """
+
+    def __init__(self, tau3: float, detach_teacher: bool = True) -> None:
+        super().__init__()
+        self.tau3, self.detach_teacher = tau3, detach_teacher
+
+    def forward(self, teacher: Tensor, student: Tensor) -> Tensor:
+        if self.detach_teacher:
+            teacher = teacher.detach()
+        log_t = F.log_softmax(F.normalize(teacher, dim=1) / self.tau3, dim=1)
+        log_s = F.log_softmax(F.normalize(student, dim=1) / self.tau3, dim=1)
+        return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean")
+
+
+class HeadTailAdversarialLoss(nn.Module):
+    """L_Adv (Eq. 13): cross-entropy of the head/tail classifier on gradient-reversed z.
+
+    logits: (B, 2) classifier output; is_head: (B,) bool labels. The encoder maximises it
+    through the gradient reversal layer in front of the classifier.
+    """
+
+    def forward(self, logits: Tensor, is_head: Tensor) -> Tensor:
+        return F.cross_entropy(logits, is_head.long())

@@ -15,10 +15,23 @@ class Method:
     settings: dict[str, Any] = field(default_factory=dict)  # dotted key -> value
 
 
+PAPER_WEIGHTS = {"s4rec.alpha": 0.01, "s4rec.beta1": 0.1, "s4rec.beta2": 0.1, "s4rec.lam": 1.0}
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
         Method("sasrec", "SASRec trained with the next-item loss only (L_SR, Eq. 1)."),
+        Method("s4rec", "S^4Rec: Eq. 14 with the paper's weights.", PAPER_WEIGHTS),
+        Method(
+            "s4rec-no-csd",
+            "S^4Rec without the contrastive + distillation module (Table 3).",
+            {**PAPER_WEIGHTS, "s4rec.beta1": 0.0, "s4rec.beta2": 0.0},
+        ),
+        Method(
+            "s4rec-no-gr",
+            "S^4Rec without the gradient-reversal head/tail term (Table 3).",
+            {**PAPER_WEIGHTS, "s4rec.lam": 0.0},
+        ),
     ]
 }
 

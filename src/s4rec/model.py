@@ -109,6 +109,42 @@ def pool(hidden: Tensor, items: Tensor, how: str = "last") -> Tensor:
     raise ValueError(f"unknown pooling {how!r}; use 'last' or 'mean'")
 
 
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: Tensor, scale: float = 1.0) -> Tensor:
+    """Gradient reversal (Sec. 4.3): identity forward, ``-scale`` times the gradient backward."""
+    return _ReverseGradient.apply(x, scale)
+
+
+class Prototypes(nn.Module):
+    """K trainable intent prototypes mu (K, d) of Sec. 4.1 (compared by cosine similarity)."""
+
+    def __init__(self, k: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(F.normalize(torch.randn(k, dim), dim=1))
+
+
+class HeadTailClassifier(nn.Module):
+    """Linear head/tail classifier W of Eq. 13 behind a gradient reversal layer."""
+
+    def __init__(self, dim: int, scale: float = 1.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, 2)
+        self.scale = scale
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.linear(reverse_gradient(z, self.scale))  # (B, 2) logits
+
+
 def _init_weights(module: nn.Module) -> None:
     """N(0, 0.02) weights and zero biases, as in the ICLRec code."""
     if isinstance(module, (nn.Linear, nn.Embedding)):

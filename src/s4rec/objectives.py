@@ -5,12 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config
 from .data.dataset import Batch
-from .losses import BCENextItemLoss, CENextItemLoss, SampledCENextItemLoss
-from .model import SASRec, pool
+from .losses import (
+    BCENextItemLoss,
+    CENextItemLoss,
+    ClusterLoss,
+    DistillationLoss,
+    HeadTailAdversarialLoss,
+    IntentContrastiveLoss,
+    SampledCENextItemLoss,
+    sinkhorn,
+)
+from .model import HeadTailClassifier, Prototypes, SASRec, pool
 
 
 @dataclass
@@ -25,14 +35,18 @@ class Encoded:
 
 @dataclass
 class LossOutput:
-    total: Tensor
-    terms: dict[str, float]  # each weighted term, for logging
+    total: Tensor  # the weighted sum that is minimised
+    terms: dict[str, float]  # each unweighted loss term, for logging
+
+
+def _in_batch_order(parts: list[Tensor], rows: list[Tensor]) -> Tensor:
+    """Concatenate per-chunk outputs and put them back in batch order."""
+    return torch.cat(parts)[torch.argsort(torch.cat(rows))]
 
 
 def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
-    hidden, targets, negatives = [], [], []
-    sequence = None
+    hidden, targets, negatives, sequence = [], [], [], []
     for chunk in batch.chunks:
         h = model(chunk.items)  # (b, W, d)
         at = chunk.targets != 0
@@ -40,16 +54,20 @@ def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
         targets.append(chunk.targets[at])
         if chunk.negatives is not None:
             negatives.append(chunk.negatives[at])
-        z = pool(h, chunk.items, pooling)
-        if sequence is None:
-            sequence = z.new_empty(len(batch), z.shape[-1])
-        sequence = sequence.index_copy(0, chunk.rows, z)
+        sequence.append(pool(h, chunk.items, pooling))
     return Encoded(
         torch.cat(hidden),
         torch.cat(targets),
         torch.cat(negatives) if negatives else None,
-        sequence,
+        _in_batch_order(sequence, [c.rows for c in batch.chunks]),
     )
+
+
+def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Tensor]:
+    """(B, d) representations of the two augmented views of every sample."""
+    rows = [c.rows for c in batch.chunks]
+    z = [[pool(model(c.views[i]), c.views[i], pooling) for c in batch.chunks] for i in (0, 1)]
+    return _in_batch_order(z[0], rows), _in_batch_order(z[1], rows)
 
 
 class NextItemObjective(nn.Module):
@@ -84,3 +102,60 @@ class NextItemObjective(nn.Module):
         enc = encode(self.model, batch, self.pooling)
         loss = self.next_item_loss(enc, batch)
         return LossOutput(loss, {"next_item": loss.item()})
+
+
+class S4RecObjective(NextItemObjective):
+    """The joint objective of Eq. 14: L_SR + alpha L_Clust + beta1 L_SCL + beta2 L_CKD + lambda L_Adv.
+
+    Terms whose weight is 0 are not computed (the ablations switch them off this way);
+    the two augmented views are encoded only when L_SCL or L_CKD is on.
+    """
+
+    def __init__(self, model: SASRec, cfg: Config, is_head: Tensor) -> None:
+        super().__init__(model, cfg)
+        s = self.s = cfg.s4rec
+        self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
+        self.classifier = HeadTailClassifier(cfg.model.hidden, s.grl_scale)
+        self.cluster = ClusterLoss(s.tau1)
+        self.contrastive = IntentContrastiveLoss(s.tau2)
+        self.distill = DistillationLoss(s.tau3, s.detach_teacher)
+        self.adversarial = HeadTailAdversarialLoss()
+        self.register_buffer(
+            "is_head", torch.as_tensor(is_head, dtype=torch.bool), persistent=False
+        )
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimiser steps taken
+
+    def forward(self, batch: Batch) -> LossOutput:
+        s = self.s
+        enc = encode(self.model, batch, self.pooling)
+        z = enc.sequence  # (B, d)
+        terms = {"next_item": self.next_item_loss(enc, batch)}
+        frozen = bool(self.steps < s.freeze_prototypes_steps)
+        mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
+        scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
+        q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
+        assigned = q.argmax(1)  # h(u)
+        if s.alpha > 0:
+            terms["cluster"] = self.cluster(scores, q * len(q))
+        if s.needs_views:
+            z1, z2 = encode_views(self.model, batch, self.pooling)
+            if s.beta1 > 0:
+                terms["contrastive"] = self.contrastive(z1, z2, mu, assigned)
+            if s.beta2 > 0:
+                teacher = mu[assigned]
+                terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
+        if s.lam > 0:
+            terms["adversarial"] = self.adversarial(self.classifier(z), self.is_head[batch.users])
+        if self.training:
+            self.steps += 1
+        weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
+                  "adversarial": s.lam}  # fmt: skip
+        total = sum(weight[name] * value for name, value in terms.items())
+        return LossOutput(total, {name: value.item() for name, value in terms.items()})
+
+
+def build_objective(model: SASRec, cfg: Config, is_head: Tensor) -> NextItemObjective:
+    """S^4Rec's joint objective when any of its terms has a weight, else the next-item loss alone."""
+    return (
+        S4RecObjective(model, cfg, is_head) if cfg.s4rec.enabled else NextItemObjective(model, cfg)
+    )

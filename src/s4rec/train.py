@@ -20,7 +20,7 @@ from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut, TrainLoader, training_samples
 from .evaluate import evaluate
 from .model import SASRec
-from .objectives import NextItemObjective
+from .objectives import build_objective
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Trainer:
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
         self.model = build_model(cfg, self.data.n_items)
-        self.objective = NextItemObjective(self.model, cfg)
+        self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
@@ -81,6 +81,7 @@ class Trainer:
         self.loader = TrainLoader(
             self.data, samples, cfg.train.batch_size, cfg.data.max_len,
             cfg.loss.next_item, cfg.loss.negatives, self.generator,
+            cfg.augment if cfg.s4rec.needs_views else None,
         )  # fmt: skip
         self.progress = Progress()
         self.main = rank() == 0
@@ -184,9 +185,10 @@ class Trainer:
                 with open(self.out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 self._save_last()
+                terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                 log.info(
-                    "epoch %d  loss %.4f  valid %s %.4f%s  (%.1fs + %.1fs eval)",
-                    p.epoch, sum(losses.values()), SELECT_METRIC, valid[SELECT_METRIC],
+                    "epoch %d  %s  valid %s %.4f%s  (%.1fs + %.1fs eval)",
+                    p.epoch, terms, SELECT_METRIC, valid[SELECT_METRIC],
                     " *" if improved else "", train_s, record["eval_seconds"],
                 )  # fmt: skip
         return self.finish()

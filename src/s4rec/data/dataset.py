@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config import AugmentConfig
+from .augment import augment
 from .sequences import Sequences
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Chunk:
     items: Tensor  # (b, W) input item ids, 0 = padding
     targets: Tensor  # (b, W) next-item targets, 0 = no loss at this position
     negatives: Tensor | None = None  # (b, W, n) sampled negatives per target ("bce")
+    views: tuple[Tensor, Tensor] | None = None  # two augmented copies of items (b, W')
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,8 @@ class LeaveOneOut:
         pos = torch.arange(len(user)) - torch.repeat_interleave(
             torch.cumsum(self.train_lengths, 0) - self.train_lengths, self.train_lengths
         )
-        item = self.flat[self.starts[user] + pos]
-        return torch.sort(user * (self.n_items + 1) + item).values
+        self.train_items = self.flat[self.starts[user] + pos]  # every training interaction
+        return torch.sort(user * (self.n_items + 1) + self.train_items).values
 
     def in_training(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool mask: is ``items[i]`` in the training part of ``users[i]``'s sequence?"""
@@ -239,6 +242,7 @@ class TrainLoader:
         loss: str,
         negatives: int,
         generator: torch.Generator,
+        augment: AugmentConfig | None = None,
     ) -> None:
         if len(samples) == 0:
             raise ValueError(
@@ -246,6 +250,7 @@ class TrainLoader:
             )
         self.data, self.samples, self.batch_size, self.max_len = data, samples, batch_size, max_len
         self.loss, self.negatives, self.generator = loss, negatives, generator
+        self.augment = augment  # when given, every chunk carries two augmented views
 
     def __len__(self) -> int:
         return -(-len(self.samples) // self.batch_size)
@@ -253,9 +258,19 @@ class TrainLoader:
     def __iter__(self) -> Iterator[Batch]:
         order = torch.randperm(len(self.samples), generator=self.generator)
         for i in range(0, len(order), self.batch_size):
-            yield self._with_negatives(
-                make_batch(self.data, self.samples, order[i : i + self.batch_size], self.max_len)
+            batch = make_batch(
+                self.data, self.samples, order[i : i + self.batch_size], self.max_len
             )
+            yield self._with_views(self._with_negatives(batch))
+
+    def _with_views(self, batch: Batch) -> Batch:
+        if self.augment is None:
+            return batch
+        mask_id, pool, g = self.data.n_items + 1, self.data.train_items, self.generator
+        view = lambda x: augment(x, self.augment, mask_id, pool, self.max_len, g)  # noqa: E731
+        return replace(
+            batch, chunks=[replace(c, views=(view(c.items), view(c.items))) for c in batch.chunks]
+        )
 
     def _with_negatives(self, batch: Batch) -> Batch:
         if self.loss == "sampled_ce":
