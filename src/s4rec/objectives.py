@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config
-from .data.dataset import Batch
+from .data.dataset import Batch, width_buckets
 from .losses import (
     BCENextItemLoss,
     CENextItemLoss,
@@ -63,11 +63,27 @@ def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
     )
 
 
+def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
+    """(N, d) pooled representations of left-padded sequences (N, W), run in length buckets."""
+    parts, rows = [], []
+    for idx, width in width_buckets((items != 0).sum(1), model.max_len):
+        x = items[idx, items.shape[1] - width :]
+        parts.append(pool(model(x), x, pooling))
+        rows.append(idx)
+    return _in_batch_order(parts, rows)
+
+
 def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Tensor]:
-    """(B, d) representations of the two augmented views of every sample."""
-    rows = [c.rows for c in batch.chunks]
-    z = [[pool(model(c.views[i]), c.views[i], pooling) for c in batch.chunks] for i in (0, 1)]
-    return _in_batch_order(z[0], rows), _in_batch_order(z[1], rows)
+    """(B, d) representations of the two augmented views of every sample.
+
+    Views are re-bucketed by their own lengths: a crop is much shorter than its sequence.
+    """
+    views = [(i, c.rows, v) for c in batch.chunks for i, v in enumerate(c.views)]
+    width = max(v.shape[1] for _, _, v in views)
+    items = torch.cat([F.pad(v, (width - v.shape[1], 0)) for _, _, v in views])  # (2B, W)
+    slot = torch.cat([i * len(batch) + rows for i, rows, _ in views])  # view-major batch slot
+    z = encode_by_length(model, items, pooling)[torch.argsort(slot)]  # (2B, d)
+    return z[: len(batch)], z[len(batch) :]
 
 
 class NextItemObjective(nn.Module):

@@ -194,10 +194,12 @@ def left_padded(flat: Tensor, start: Tensor, end: Tensor, width: int, shift: int
 
 
 def width_buckets(lengths: Tensor, max_len: int, min_width: int = 4) -> list[tuple[Tensor, int]]:
-    """Group indices by length into power-of-two widths (>= min_width, <= max_len)."""
-    widths = (
-        torch.clamp(lengths, min=1).float().log2().ceil().exp2().long().clamp(min_width, max_len)
-    )
+    """Group indices by length into widths growing by sqrt(2) (>= min_width, <= max_len).
+
+    Padding then costs at most ~41% of a bucket, for a handful of encoder calls per batch.
+    """
+    steps = torch.clamp(lengths, min=1).float().log2().mul(2).ceil()  # bucket index
+    widths = steps.div(2).exp2().ceil().long().clamp(min_width, max_len)
     groups = []
     for w in torch.unique(widths).tolist():
         idx = torch.nonzero(widths == w).squeeze(1)
