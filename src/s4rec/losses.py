@@ -63,8 +63,10 @@ def sinkhorn(
     pass ``all_reduce`` (a sum over ranks) so that B and the column sums are global.
     """
     logits = scores.float() / eps
-    # scaling a row is free in Q* (diag(m)), so subtracting each row's max changes nothing
-    # but keeps exp() finite; every row keeps an entry of 1, so no row sum is ever zero
+    # a row's scale is free in Q* = diag(m) exp(.) diag(v): subtracting each row's max leaves
+    # the converged plan unchanged (after a few iterations it differs slightly from SwAV's
+    # unshifted start, and is closer to convergence) and keeps exp() finite with an entry of
+    # 1 in every row, so no row sum is ever zero
     q = torch.exp(logits - logits.max(1, keepdim=True).values)
     n_rows = all_reduce(torch.tensor([float(len(q))], device=q.device))
     n_cols = q.shape[1]

@@ -113,4 +113,4 @@ def augment(
     out = torch.zeros(len(items), width, dtype=items.dtype)
     for idx, x in zip(rows, parts, strict=True):
         out[idx, width - x.shape[1] :] = x
-    return out
+    return _trim(out)

@@ -1,0 +1,517 @@
+"""S^4Rec components: Sinkhorn (Eq. 5-7), the four auxiliary losses (Eq. 4, 9-13), gradient
+reversal, the joint objective (Eq. 14) and online clustering recovering planted intents."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from conftest import tiny_config
+from s4rec.checkpoint import load_state
+from s4rec.config import Config
+from s4rec.data.dataset import Batch, make_batch
+from s4rec.data.synthetic import make_synthetic
+from s4rec.losses import (
+    ClusterLoss,
+    DistillationLoss,
+    HeadTailAdversarialLoss,
+    IntentContrastiveLoss,
+    sinkhorn,
+)
+from s4rec.methods import apply_method
+from s4rec.model import HeadTailClassifier, reverse_gradient
+from s4rec.objectives import NextItemObjective, S4RecObjective, encode, encode_views
+from s4rec.train import Trainer, load_data
+
+
+def cosine_scores(b: int, k: int, d: int = 16, seed: int = 0) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    z = F.normalize(torch.randn(b, d, generator=g), dim=1)
+    mu = F.normalize(torch.randn(k, d, generator=g), dim=1)
+    return z @ mu.T
+
+
+def assert_rows(q: Tensor, n_rows: int) -> None:
+    assert torch.isfinite(q).all() and (q >= 0).all()
+    assert (q.sum(1) * n_rows - 1).abs().max() < 1e-5
+
+
+def assert_columns(q: Tensor, tol: float) -> None:
+    assert (q.sum(0) * q.shape[1] - 1).abs().max() < tol
+
+
+# ---------------------------------------------------------------- Sinkhorn (Eq. 5-7)
+
+
+@pytest.mark.parametrize(("b", "k"), [(64, 8), (256, 128), (7, 16)])
+def test_sinkhorn_marginals(b: int, k: int) -> None:
+    scores = cosine_scores(b, k)
+    q = sinkhorn(scores)  # SwAV defaults: eps 0.05, 3 iterations, rows normalised last
+    assert q.shape == (b, k)
+    assert_rows(q, b)
+    q = sinkhorn(scores, iters=50)
+    assert_rows(q, b)
+    assert_columns(q, 1e-2)
+
+
+def swav_iterate(scores: Tensor, eps: float, iters: int) -> Tensor:
+    """SwAV's Sinkhorn-Knopp as written there (no shift), in float64."""
+    q = torch.exp(scores.double() / eps)
+    q /= q.sum()
+    b, k = q.shape
+    for _ in range(iters):
+        q /= q.sum(0, keepdim=True) * k
+        q /= q.sum(1, keepdim=True) * b
+    return q
+
+
+def test_sinkhorn_converges_to_the_swav_transport_plan() -> None:
+    """The per-row max shift changes the early iterates, not the equipartition Q* (Eq. 7)."""
+    scores = cosine_scores(64, 8, d=4)
+    ours = sinkhorn(scores, eps=0.1, iters=300).double()
+    assert torch.allclose(ours, swav_iterate(scores, 0.1, 300), rtol=1e-4, atol=1e-9)
+
+
+def test_sinkhorn_huge_and_identical_scores_stay_finite() -> None:
+    scores = cosine_scores(32, 8)
+    for s in (scores * 1e4, -scores * 1e4):
+        q = sinkhorn(s, iters=10)
+        assert_rows(q, 32)
+    same = scores[:1].expand(32, 8).contiguous()  # every sequence alike
+    q = sinkhorn(same)
+    assert_rows(q, 32)
+    # identical rows can only be equipartitioned by spreading each row uniformly
+    assert torch.allclose(q, torch.full_like(q, 1 / (32 * 8)), rtol=1e-5)
+    # at 1e4 every row underflows to one-hot in fp32 (Q* would still be uniform): finite only
+    assert_rows(sinkhorn(same * 1e4), 32)
+
+
+def test_sinkhorn_dtype_and_no_grad() -> None:
+    scores = cosine_scores(16, 4)
+    for dtype in (torch.float64, torch.bfloat16, torch.float32):
+        q = sinkhorn(scores.to(dtype))
+        assert q.dtype == torch.float32
+        assert_rows(q, 16)
+    s = scores.clone().requires_grad_(True)
+    q = sinkhorn(s)
+    assert not q.requires_grad and q.grad_fn is None
+
+
+class FakeRanks:
+    """A sum all-reduce between threads that call it in lockstep, like torch.distributed."""
+
+    def __init__(self, n: int) -> None:
+        self.slots: list[Tensor | None] = [None] * n
+        self.barrier = threading.Barrier(n, timeout=30)
+        self.calls = [0] * n
+
+    def hook(self, rank: int) -> Callable[[Tensor], Tensor]:
+        def all_reduce(t: Tensor) -> Tensor:
+            self.calls[rank] += 1
+            self.slots[rank] = t.clone()
+            self.barrier.wait()
+            total = sum(self.slots)  # the same order on every rank
+            self.barrier.wait()  # nobody overwrites a slot before everyone has read it
+            return total
+
+        return all_reduce
+
+
+def run_ranks(parts: list[Tensor], **kwargs) -> tuple[list[Tensor], FakeRanks]:
+    ranks = FakeRanks(len(parts))
+    out: list[Tensor | None] = [None] * len(parts)
+    errors: list[BaseException] = []
+
+    def work(r: int) -> None:
+        try:
+            out[r] = sinkhorn(parts[r], all_reduce=ranks.hook(r), **kwargs)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+            ranks.barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(len(parts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return out, ranks
+
+
+@pytest.mark.parametrize("split", [(32, 32), (23, 41), (10, 20, 34)])
+def test_sinkhorn_all_reduce_matches_the_global_batch(split: tuple[int, ...]) -> None:
+    """Ranks that sum through ``all_reduce`` reproduce the single-process plan of the whole batch."""
+    scores = cosine_scores(64, 8)
+    parts = list(scores.split(list(split)))
+    for iters in (3, 20):
+        full = sinkhorn(scores, iters=iters)
+        out, ranks = run_ranks(parts, iters=iters)
+        assert len(set(ranks.calls)) == 1  # every rank made the same collective calls
+        assert torch.allclose(torch.cat(out), full, rtol=1e-5, atol=1e-9)
+        for q in out:
+            assert_rows(q, 64)  # rows of each rank sum to 1 / global B
+        # without the all-reduce each rank would equipartition its own rows only
+        alone = torch.cat([sinkhorn(p, iters=iters) for p in parts])
+        assert not torch.allclose(alone, full, rtol=1e-3)
+
+
+# ---------------------------------------------------------------- gradient reversal (Sec. 4.3)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0, 3.0])
+def test_reverse_gradient(scale: float) -> None:
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(4, 3)
+    y = reverse_gradient(x, scale)
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -scale * w)
+
+
+def test_head_tail_classifier_is_linear_with_reversed_input_gradient() -> None:
+    torch.manual_seed(0)
+    clf = HeadTailClassifier(5, scale=0.7)
+    z = torch.randn(6, 5, requires_grad=True)
+    logits = clf(z)
+    assert logits.shape == (6, 2)
+    assert torch.allclose(logits, z @ clf.linear.weight.T + clf.linear.bias)
+    target = torch.tensor([0, 1, 1, 0, 0, 1])
+    F.cross_entropy(logits, target).backward()
+    z2 = z.detach().clone().requires_grad_(True)
+    weight = clf.linear.weight.detach().clone().requires_grad_(True)
+    F.cross_entropy(z2 @ weight.T + clf.linear.bias.detach(), target).backward()
+    assert torch.allclose(clf.linear.weight.grad, weight.grad)  # the classifier minimises
+    assert torch.allclose(z.grad, -0.7 * z2.grad)  # the encoder gets the reversed gradient
+
+
+# ---------------------------------------------------------------- losses by hand
+
+
+def softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    return [v / sum(e) for v in e]
+
+
+def unit(v: list[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_cluster_loss_by_hand() -> None:
+    scores = [[0.9, -0.2, 0.1], [0.0, 0.5, -0.7]]
+    target = [[0.7, 0.2, 0.1], [0.0, 1.0, 0.0]]
+    tau = 0.5
+    expected = 0.0
+    for s, q in zip(scores, target, strict=True):
+        p = softmax([x / tau for x in s])
+        expected -= sum(qk * math.log(pk) for qk, pk in zip(q, p, strict=True))
+    got = ClusterLoss(tau)(torch.tensor(scores), torch.tensor(target))
+    assert got.item() == pytest.approx(expected / 2, rel=1e-6)
+
+
+A = [[1.0, 0.0, 0.5], [0.2, -1.0, 0.3], [-0.4, 0.6, 1.0]]
+B = [[0.8, 0.3, 0.4], [0.1, -0.7, 0.9], [-0.6, 0.2, 0.7]]
+MU = [[1.0, 1.0, 0.0], [0.0, 1.0, -1.0], [0.3, -0.2, 0.9]]
+
+
+def scl_by_hand(a, b, mu, assigned, tau) -> float:
+    a, b, mu = [unit(v) for v in a], [unit(v) for v in b], [unit(v) for v in mu]
+    total = 0.0
+    for i in range(len(a)):
+        pos = dot(a[i], b[i]) / tau
+        neg = [dot(a[i], b[j]) / tau for j in range(len(a)) if j != i]
+        neg += [dot(a[i], a[j]) / tau for j in range(len(a)) if j != i]
+        neg += [dot(a[i], mu[k]) / tau for k in range(len(mu)) if k != assigned[i]]
+        total += -pos + math.log(math.exp(pos) + sum(math.exp(x) for x in neg))
+    return total / len(a)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.1])
+def test_intent_contrastive_loss_by_hand(tau: float) -> None:
+    loss = IntentContrastiveLoss(tau)
+    assigned = [2, 0, 2]
+    args = (torch.tensor(MU), torch.tensor(assigned))
+    one = loss.one_way(torch.tensor(A), torch.tensor(B), *args)
+    assert one.item() == pytest.approx(scl_by_hand(A, B, MU, assigned, tau), rel=1e-5)
+    both = loss(torch.tensor(A), torch.tensor(B), *args)
+    expected = scl_by_hand(A, B, MU, assigned, tau) + scl_by_hand(B, A, MU, assigned, tau)
+    assert both.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_intent_contrastive_loss_excludes_the_assigned_prototype() -> None:
+    loss = IntentContrastiveLoss(0.5)
+    a, b = torch.tensor(A), torch.tensor(B)
+    assigned = torch.tensor([1, 1, 1])
+    base = loss(a, b, torch.tensor(MU), assigned)
+    own, other = torch.tensor(MU), torch.tensor(MU)
+    own[1] = torch.tensor([5.0, -3.0, 2.0])  # h(u) for every sequence: not a negative
+    other[2] = torch.tensor([5.0, -3.0, 2.0])  # an intent negative
+    assert loss(a, b, own, assigned).item() == pytest.approx(base.item(), rel=1e-6)
+    assert abs(loss(a, b, other, assigned).item() - base.item()) > 1e-3
+    # and no gradient reaches the excluded prototype
+    mu = torch.tensor(MU, requires_grad=True)
+    loss(a, b, mu, assigned).backward()
+    assert mu.grad[1].abs().max() == 0 and mu.grad[[0, 2]].abs().max() > 0
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.1])
+def test_distillation_loss_by_hand(tau: float) -> None:
+    teacher, student = MU, A
+    expected = 0.0
+    for t, s in zip(teacher, student, strict=True):
+        pt = softmax([x / tau for x in unit(t)])
+        ps = softmax([x / tau for x in unit(s)])
+        expected += sum(x * math.log(x / y) for x, y in zip(pt, ps, strict=True))
+    got = DistillationLoss(tau)(torch.tensor(teacher), torch.tensor(student))
+    assert got.item() == pytest.approx(expected / 3, rel=1e-5)
+
+
+def test_distillation_loss_zero_and_teacher_gradient() -> None:
+    loss = DistillationLoss(0.5)
+    t = torch.tensor(MU)
+    assert loss(t, t.clone()).item() == pytest.approx(0.0, abs=1e-7)
+    assert loss(t, 3 * t).item() == pytest.approx(0.0, abs=1e-7)  # compared after L2 norm
+    for detach in (True, False):
+        teacher = torch.tensor(MU, requires_grad=True)
+        student = torch.tensor(A, requires_grad=True)
+        DistillationLoss(0.5, detach_teacher=detach)(teacher, student).backward()
+        assert student.grad.abs().max() > 0
+        if detach:
+            assert teacher.grad is None
+        else:
+            assert teacher.grad.abs().max() > 0
+
+
+def test_head_tail_adversarial_loss_by_hand() -> None:
+    logits = [[0.3, -1.2], [2.0, 0.5], [-0.1, 0.4]]
+    is_head = [True, False, True]
+    expected = -sum(math.log(softmax(row)[int(h)]) for row, h in zip(logits, is_head, strict=True))
+    got = HeadTailAdversarialLoss()(torch.tensor(logits), torch.tensor(is_head))
+    assert got.item() == pytest.approx(expected / 3, rel=1e-6)
+
+
+# ---------------------------------------------------------------- the joint objective (Eq. 14)
+
+
+def s4rec_config(method: str, *overrides: str) -> Config:
+    return apply_method(tiny_config("data.synthetic_users=200"), method).override(list(overrides))
+
+
+@pytest.fixture(scope="module")
+def data_200():
+    return load_data(s4rec_config("s4rec"))
+
+
+def first_batch(trainer: Trainer) -> Batch:
+    return next(iter(trainer.loader))
+
+
+@pytest.mark.parametrize(
+    ("method", "terms", "views"),
+    [
+        ("s4rec", {"next_item", "cluster", "contrastive", "distill", "adversarial"}, True),
+        ("s4rec-no-csd", {"next_item", "cluster", "adversarial"}, False),
+        ("s4rec-no-gr", {"next_item", "cluster", "contrastive", "distill"}, True),
+    ],
+)
+def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path) -> None:
+    cfg = s4rec_config(method)
+    trainer = Trainer(cfg, tmp_path, data_200)
+    assert type(trainer.objective) is S4RecObjective
+    assert (trainer.loader.augment is not None) == views
+    batch = first_batch(trainer)
+    assert all((c.views is not None) == views for c in batch.chunks)
+    out = trainer.objective(batch)
+    assert set(out.terms) == terms
+    s = cfg.s4rec
+    weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2}
+    weight["adversarial"] = s.lam
+    expected = sum(weight[name] * value for name, value in out.terms.items())
+    assert out.total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_sasrec_builds_the_next_item_objective(data_200, tmp_path: Path) -> None:
+    trainer = Trainer(s4rec_config("sasrec"), tmp_path, data_200)
+    assert type(trainer.objective) is NextItemObjective and trainer.loader.augment is None
+    assert set(trainer.objective(first_batch(trainer)).terms) == {"next_item"}
+
+
+def test_objective_terms_are_the_loss_objects_on_its_pieces(data_200, tmp_path: Path) -> None:
+    """Recompute every term from the encoder, the prototypes and h(u) = argmax of Q."""
+    cfg = s4rec_config("s4rec", "s4rec.tau1=0.2", "s4rec.tau2=0.5", "s4rec.tau3=0.7")
+    trainer = Trainer(cfg, tmp_path, data_200)
+    obj = trainer.objective
+    batch = first_batch(trainer)
+    obj.eval()  # no dropout, so two passes agree
+    with torch.no_grad():
+        out = obj(batch)
+        z = encode(obj.model, batch, cfg.model.pooling).sequence
+        mu = obj.prototypes.weight
+        scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T
+        q = sinkhorn(scores, cfg.s4rec.sinkhorn_eps, cfg.s4rec.sinkhorn_iters)
+        h = q.argmax(1)
+        z1, z2 = encode_views(obj.model, batch, cfg.model.pooling)
+        is_head = torch.from_numpy(data_200.is_head)[batch.users]
+        expected = {
+            "cluster": ClusterLoss(0.2)(scores, q * len(q)),
+            "contrastive": IntentContrastiveLoss(0.5)(z1, z2, mu, h),
+            "distill": DistillationLoss(0.7)(mu[h], z1) + DistillationLoss(0.7)(mu[h], z2),
+            "adversarial": HeadTailAdversarialLoss()(obj.classifier.linear(z), is_head),
+        }
+    for name, value in expected.items():
+        assert out.terms[name] == pytest.approx(value.item(), rel=1e-4), name
+    assert int(obj.steps) == 0  # evaluation passes are not optimiser steps
+
+
+def test_prototypes_frozen_for_the_first_steps(data_200, tmp_path: Path) -> None:
+    cfg = s4rec_config("s4rec", "s4rec.freeze_prototypes_steps=2", "train.batch_size=32")
+    trainer = Trainer(cfg, tmp_path, data_200)
+    obj, opt = trainer.objective, trainer.optimizer
+    obj.train()
+    before = obj.prototypes.weight.detach().clone()
+    encoder = obj.model.item_emb.weight.detach().clone()
+    history = []
+    for step, batch in enumerate(trainer.loader):
+        out = obj(batch)
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        opt.step()
+        assert int(obj.steps) == step + 1
+        history.append(obj.prototypes.weight.detach().clone())
+        if step == 3:
+            break
+    assert torch.equal(history[0], before) and torch.equal(history[1], before)
+    assert not torch.equal(history[2], before) and not torch.equal(history[3], history[2])
+    assert not torch.equal(obj.model.item_emb.weight, encoder)  # the encoder trained meanwhile
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_steps_survive_a_resume(data_200, tmp_path: Path, monkeypatch) -> None:
+    """Killed after epoch 1: the step count (and so the freeze schedule) comes back exactly."""
+    cfg = s4rec_config("s4rec", "train.epochs=2", "s4rec.freeze_prototypes_steps=5")
+    full = Trainer(cfg, tmp_path / "full", data_200)
+    full.fit()
+    n = len(full.loader)
+    assert n < 5 < 2 * n  # the prototypes start moving in epoch 2
+    assert int(full.objective.steps) == 2 * n
+    save_last = Trainer._save_last
+
+    def crash_after_epoch_one(self: Trainer) -> None:
+        save_last(self)
+        raise Interrupted
+
+    monkeypatch.setattr(Trainer, "_save_last", crash_after_epoch_one)
+    with pytest.raises(Interrupted):
+        Trainer(cfg, tmp_path / "cut", data_200).fit()
+    monkeypatch.undo()
+    state = load_state(tmp_path / "cut" / "last.pt")["model"]
+    assert int(state["steps"]) == n and "is_head" not in state
+    resumed = Trainer(cfg, tmp_path / "cut", data_200)
+    resumed.fit(resume=True)
+    assert int(resumed.objective.steps) == 2 * n
+    a = load_state(tmp_path / "full" / "last.pt")["model"]
+    b = load_state(tmp_path / "cut" / "last.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- planted intents
+
+
+def nmi(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised mutual information, I(A; B) / mean(H(A), H(B)) (arithmetic normalisation)."""
+    _, a = np.unique(a, return_inverse=True)
+    _, b = np.unique(b, return_inverse=True)
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1.0)
+    joint /= joint.sum()
+    pa, pb = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mi = float((joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum())
+
+    def entropy(p: np.ndarray) -> float:
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+    h = (entropy(pa) + entropy(pb)) / 2
+    return mi / h if h > 0 else 1.0
+
+
+def test_nmi_by_hand() -> None:
+    a = np.array([0, 0, 1, 1])
+    assert nmi(a, np.array([5, 5, 2, 2])) == pytest.approx(1.0)  # same partition, renamed
+    assert nmi(a, np.array([0, 1, 0, 1])) == pytest.approx(0.0, abs=1e-12)  # independent
+    # a = [0, 0, 1, 1], b = [0, 0, 0, 1]: H(a) = ln 2, H(b) = H(1/4), and
+    # I = H(a) - H(a | b) = ln 2 - (3/4) H(1/3)
+    h = lambda *p: -sum(x * math.log(x) for x in p)  # noqa: E731
+    mi = math.log(2) - 0.75 * h(1 / 3, 2 / 3)
+    expected = mi / ((math.log(2) + h(1 / 4, 3 / 4)) / 2)
+    assert nmi(a, np.array([0, 0, 0, 1])) == pytest.approx(expected, rel=1e-12)
+    assert nmi(np.array([0, 1, 0, 1]), a) == nmi(a, np.array([0, 1, 0, 1]))
+
+
+INTENT_USERS = 1000
+
+
+def assignments(trainer: Trainer, prototypes: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """h(u) = argmax_k cos(z_u, mu_k) of every training sequence, and its user."""
+    samples = trainer.loader.samples
+    batch = make_batch(trainer.data, samples, torch.arange(len(samples)), trainer.cfg.data.max_len)
+    trainer.objective.eval()
+    with torch.no_grad():
+        z = encode(trainer.model, batch, trainer.cfg.model.pooling).sequence
+        h = (F.normalize(z, dim=1) @ F.normalize(prototypes, dim=1).T).argmax(1)
+    return h.numpy(), batch.users.numpy()
+
+
+def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
+    """Prototypes learnt by S^4Rec without GR (Table 3's "w/o GR") align with planted intents.
+
+    Eq. 14 at the paper's weights with lambda = 0 (method s4rec-no-gr), K = 8 = the number of
+    planted intents, 15 epochs on 1000 users. The head/tail term is left out because on this
+    data it makes z encode head/tail instead (see the report); the auxiliary terms are at
+    their published weights. Measured NMI over seeds 0-4: 0.34-0.49 after training, 0.02-0.05
+    at initialisation, at most 0.022 with shuffled intents; random prototypes on the same
+    trained encoder give 0.22-0.26 on average.
+    """
+    cfg = apply_method(
+        tiny_config(f"data.synthetic_users={INTENT_USERS}", "s4rec.prototypes=8", "train.seed=0"),
+        "s4rec-no-gr",
+    )
+    intents = make_synthetic(n_users=INTENT_USERS, seed=0).intents  # what load_data generated
+    trainer = Trainer(cfg, tmp_path, load_data(cfg))
+    assert trainer.data.n_users == INTENT_USERS
+    h0, users = assignments(trainer, trainer.objective.prototypes.weight)
+    for _ in range(15):
+        trainer.train_epoch()
+    h, users = assignments(trainer, trainer.objective.prototypes.weight)
+    y = intents[users]
+    learned, at_init = nmi(h, y), nmi(h0, y)
+    rng = np.random.default_rng(0)
+    chance = max(nmi(h, rng.permutation(y)) for _ in range(20))
+    g = torch.Generator().manual_seed(0)
+    dim = cfg.model.hidden
+    random_protos = np.mean(
+        [nmi(assignments(trainer, torch.randn(8, dim, generator=g))[0], y) for _ in range(10)]
+    )
+    print(
+        f"NMI learned {learned:.3f} init {at_init:.3f} chance {chance:.3f} random {random_protos:.3f}"
+    )
+    assert chance < 0.05
+    assert learned > 0.25 and learned > 5 * chance and learned > 3 * at_init
+    assert learned > random_protos + 0.03  # the prototypes, not just the encoder, learnt
