@@ -70,18 +70,26 @@ def history_matrix(data: LeaveOneOut, split: str) -> np.ndarray:
     return out
 
 
+def brute_ranks(data: LeaveOneOut, split: str, scores: np.ndarray) -> np.ndarray:
+    """Pessimistic rank of each user's target among items not in history, not 0, not mask.
+
+    scores: (U, n_items + 2), one row per user over all ids.
+    """
+    history = history_matrix(data, split)
+    target = data.target(split).numpy()
+    out = []
+    for u in range(data.n_users):
+        ok = ~history[u]
+        ok[[0, data.n_items + 1, target[u]]] = False
+        out.append(int((scores[u][ok] >= scores[u][target[u]]).sum()))
+    return np.array(out)
+
+
 def popularity_ndcg(data: LeaveOneOut, split: str = "test", k: int = 10) -> float:
     """NDCG@k of ranking by training-part counts, history excluded, ties against the target."""
     flat, start, end = data.flat.numpy(), data.starts.numpy(), data.train_end.numpy()
     counts = np.zeros(data.n_items + 2)
     for u in range(data.n_users):
         np.add.at(counts, flat[start[u] : end[u]], 1.0)
-    history = history_matrix(data, split)
-    target = data.target(split).numpy()
-    gains = []
-    for u in range(data.n_users):
-        ok = ~history[u]
-        ok[[0, data.n_items + 1, target[u]]] = False
-        r = int((counts[ok] >= counts[target[u]]).sum())
-        gains.append(1.0 / np.log2(r + 2.0) if r < k else 0.0)
-    return float(np.mean(gains))
+    ranks = brute_ranks(data, split, np.broadcast_to(counts, (data.n_users, len(counts))))
+    return float(np.mean(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import history_matrix, unique_item_data
+from conftest import brute_ranks, history_matrix, unique_item_data
 from s4rec.config import ModelConfig
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
@@ -38,18 +38,6 @@ class ScoreTable(nn.Module):
 
 def last_input(data: LeaveOneOut, split: str) -> torch.Tensor:
     return data.flat[data.history_end(split) - 1]
-
-
-def brute_ranks(data: LeaveOneOut, split: str, scores: np.ndarray) -> np.ndarray:
-    """Pessimistic rank of each user's target among items not in history, not 0, not mask."""
-    history = history_matrix(data, split)
-    target = data.target(split).numpy()
-    out = []
-    for u in range(data.n_users):
-        ok = ~history[u]
-        ok[[0, data.n_items + 1, target[u]]] = False
-        out.append(int((scores[u][ok] >= scores[u][target[u]]).sum()))
-    return np.array(out)
 
 
 # ---------------------------------------------------------------- metrics_from_ranks
