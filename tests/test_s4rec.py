@@ -176,18 +176,20 @@ def test_reverse_gradient(scale: float) -> None:
     assert torch.allclose(x.grad, -scale * w)
 
 
-def test_head_tail_classifier_is_linear_with_reversed_input_gradient() -> None:
+@pytest.mark.parametrize("normalize", [False, True])
+def test_head_tail_classifier_is_linear_with_reversed_input_gradient(normalize: bool) -> None:
     torch.manual_seed(0)
-    clf = HeadTailClassifier(5, scale=0.7)
+    clf = HeadTailClassifier(5, scale=0.7, normalize=normalize)
     z = torch.randn(6, 5, requires_grad=True)
     logits = clf(z)
     assert logits.shape == (6, 2)
-    assert torch.allclose(logits, z @ clf.linear.weight.T + clf.linear.bias)
+    seen = lambda x: F.normalize(x, dim=1) if normalize else x  # noqa: E731
+    assert torch.allclose(logits, seen(z) @ clf.linear.weight.T + clf.linear.bias)
     target = torch.tensor([0, 1, 1, 0, 0, 1])
     F.cross_entropy(logits, target).backward()
     z2 = z.detach().clone().requires_grad_(True)
     weight = clf.linear.weight.detach().clone().requires_grad_(True)
-    F.cross_entropy(z2 @ weight.T + clf.linear.bias.detach(), target).backward()
+    F.cross_entropy(seen(z2) @ weight.T + clf.linear.bias.detach(), target).backward()
     assert torch.allclose(clf.linear.weight.grad, weight.grad)  # the classifier minimises
     assert torch.allclose(z.grad, -0.7 * z2.grad)  # the encoder gets the reversed gradient
 
@@ -369,7 +371,9 @@ def test_objective_terms_are_the_loss_objects_on_its_pieces(data_200, tmp_path: 
             "cluster": ClusterLoss(0.2)(scores, q * len(q)),
             "contrastive": IntentContrastiveLoss(0.5)(z1, z2, mu, h),
             "distill": DistillationLoss(0.7)(mu[h], z1) + DistillationLoss(0.7)(mu[h], z2),
-            "adversarial": HeadTailAdversarialLoss()(obj.classifier.linear(z), is_head),
+            "adversarial": HeadTailAdversarialLoss()(
+                obj.classifier.linear(F.normalize(z, dim=1)), is_head
+            ),
         }
     for name, value in expected.items():
         assert out.terms[name] == pytest.approx(value.item(), rel=1e-4), name

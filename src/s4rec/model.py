@@ -134,15 +134,21 @@ class Prototypes(nn.Module):
 
 
 class HeadTailClassifier(nn.Module):
-    """Linear head/tail classifier W of Eq. 13 behind a gradient reversal layer."""
+    """Linear head/tail classifier W of Eq. 13 behind a gradient reversal layer.
 
-    def __init__(self, dim: int, scale: float = 1.0) -> None:
+    With ``normalize`` the classifier sees z / ||z||, as the prototypes do: the encoder can
+    then not win the adversarial game by inflating ||z|| to make the classifier confidently
+    wrong, which otherwise encodes head/tail *more* strongly (see the README).
+    """
+
+    def __init__(self, dim: int, scale: float = 1.0, normalize: bool = True) -> None:
         super().__init__()
         self.linear = nn.Linear(dim, 2)
-        self.scale = scale
+        self.scale, self.normalize = scale, normalize
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.linear(reverse_gradient(z, self.scale))  # (B, 2) logits
+        z = reverse_gradient(z, self.scale)
+        return self.linear(F.normalize(z, dim=1) if self.normalize else z)  # (B, 2) logits
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -131,7 +131,7 @@ class S4RecObjective(NextItemObjective):
         super().__init__(model, cfg)
         s = self.s = cfg.s4rec
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
-        self.classifier = HeadTailClassifier(cfg.model.hidden, s.grl_scale)
+        self.classifier = HeadTailClassifier(cfg.model.hidden, s.grl_scale, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
         self.contrastive = IntentContrastiveLoss(s.tau2)
         self.distill = DistillationLoss(s.tau3, s.detach_teacher)
