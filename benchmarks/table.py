@@ -39,7 +39,7 @@ def cell(values: list[float]) -> str:
 def accuracy_table(runs: list[dict]) -> list[str]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
-        groups[(r["dataset"], r["method"], r["loss"])].append(r)
+        groups[(r["dataset"], r["method"] + r.get("tag", ""), r["loss"])].append(r)
     lines = [
         "| dataset | method | loss | seeds | "
         + " | ".join(METRICS)

@@ -59,7 +59,14 @@ def main() -> None:
     start, code = time.perf_counter(), commit()
     results = Trainer(cfg, ROOT / "runs" / "bench" / name).fit(resume=True)
     path = write_result(
-        name, {**results, "config": cfg.to_dict(), **provenance(time.perf_counter() - start, code)}
+        name,
+        {
+            **results,
+            "protocol": args.protocol,
+            "tag": args.tag,
+            "config": cfg.to_dict(),
+            **provenance(time.perf_counter() - start, code),
+        },
     )
     print(f"wrote {path}", file=sys.stderr)
 
