@@ -109,7 +109,8 @@ class Trainer:
     def _save_best(self, valid: dict[str, float]) -> None:
         state = {
             **self._meta(),
-            "model": self.model.state_dict(),
+            "model": self.model.state_dict(),  # the encoder, all that inference needs
+            "objective": self.objective.state_dict(),  # plus prototypes and classifier, for analysis
             "epoch": self.progress.epoch,
             "valid": valid,
         }
