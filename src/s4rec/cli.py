@@ -113,7 +113,11 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s4rec", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="s4rec",
+        description="Sequential recommendation with S^4Rec and SASRec: prepare data, train, "
+        "evaluate with full ranking, predict and recommend.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
