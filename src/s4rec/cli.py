@@ -11,7 +11,8 @@ from .checkpoint import load_model
 from .config import Config, read_mapping
 from .data.catalog import DatasetNotFound, catalog_table
 from .data.dataset import LeaveOneOut
-from .data.readers import DataError
+from .data.preprocess import DUPLICATE_POLICIES, prepare
+from .data.readers import FORMATS, DataError
 from .evaluate import evaluate
 from .inference import recommend, write_predictions
 from .methods import METHODS, apply_method
@@ -102,11 +103,16 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from .data.preprocess import prepare
-
     columns = {"user_col": args.user_col, "item_col": args.item_col, "time_col": args.time_col}
     kwargs = {k: v for k, v in columns.items() if v is not None}
-    seqs = prepare(args.input, args.out, fmt=args.format, k_core=args.k_core, **kwargs)
+    seqs = prepare(
+        args.input,
+        args.out,
+        fmt=args.format,
+        k_core=args.k_core,
+        duplicates=args.duplicates,
+        **kwargs,
+    )
     print(
         f"wrote {args.out}: {seqs.n_users:,} users, {seqs.n_items:,} items, {len(seqs.values):,} interactions"
     )
@@ -165,8 +171,9 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prepare", help="raw interaction log -> sequence-text file + vocabulary")
     pr.add_argument("input")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--format", default="auto",
-                    help="auto, csv, tsv, parquet, movielens, amazon-ratings, amazon-reviews")  # fmt: skip
+    pr.add_argument("--format", default="auto", choices=[f for f in FORMATS if f != "sequence"])
+    pr.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="drop",
+                    help="exact duplicate (user, item, time) rows: drop (logged) or error")  # fmt: skip
     pr.add_argument("--k-core", type=int, default=5)
     pr.add_argument("--user-col")
     pr.add_argument("--item-col")
