@@ -40,11 +40,14 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--set", action="append", default=[], help="extra config overrides")
     p.add_argument("--tag", default="", help="suffix for the result name")
+    p.add_argument("--group", default="", help="write the result under benchmarks/results/GROUP/")
     p.add_argument("--force", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     name = f"{args.dataset}-{args.method}-{args.protocol}{args.tag}-s{args.seed}"
+    if args.group:
+        name = f"{args.group}/{name}"
     if (RESULTS / f"{name}.json").exists() and not args.force:
         print(f"{name}: already done, skipping (use --force to redo)")
         return
