@@ -1,4 +1,4 @@
-"""Cost of SASRec on Beauty: one training epoch per protocol, one full evaluation, eval memory.
+"""Cost on Beauty: training epochs (SASRec per protocol, S^4Rec), one full evaluation, eval memory.
 
     python benchmarks/cost.py --threads 1
 
@@ -24,8 +24,15 @@ from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
 from s4rec.evaluate import evaluate
+from s4rec.methods import apply_method
 from s4rec.model import SASRec
 from s4rec.train import Trainer
+
+EPOCHS = {  # name: (protocol config, method, layers) on Beauty
+    "sasrec_bce": ("paper-bce", "sasrec", 1),
+    "s4rec_bce": ("paper-bce", "s4rec", 1),
+    "sasrec_ce": ("ce", "sasrec", 2),
+}
 
 
 def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
@@ -37,16 +44,27 @@ def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), [round(t, 3) for t in times]
 
 
-def epoch_cost(data: LeaveOneOut, protocol: str, layers: int, repeats: int) -> dict:
-    cfg = Config.load(ROOT / "configs" / f"{protocol}.yaml").override(
-        [f"model.layers={layers}", "train.progress=false"]
-    )
+def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int) -> dict:
+    """Median epoch time of each (protocol, method, layers), the epochs interleaved so that
+    machine noise hits all of them alike."""
+    trainers, times = {}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfg, out, data)
-        med, all_ = median_seconds(trainer.train_epoch, repeats)
-    tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
-    return {"seconds_median": round(med, 3), "seconds": all_, "trained_positions": tokens,
-            "batches": len(trainer.loader), "layers": layers}  # fmt: skip
+        for name, (protocol, method, layers) in specs.items():
+            cfg = apply_method(Config.load(ROOT / "configs" / f"{protocol}.yaml"), method)
+            cfg = cfg.override([f"model.layers={layers}", "train.progress=false"])
+            trainers[name] = Trainer(cfg, f"{out}/{name}", data)
+        for _ in range(repeats):
+            for name, trainer in trainers.items():
+                times[name].append(median_seconds(trainer.train_epoch, 1)[0])
+    result = {}
+    for name, trainer in trainers.items():
+        tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
+        protocol, method, layers = specs[name]
+        result[name] = {"protocol": protocol, "method": method, "layers": layers,
+                        "seconds_median": round(statistics.median(times[name]), 3),
+                        "seconds": [round(t, 3) for t in times[name]],
+                        "trained_positions": tokens, "batches": len(trainer.loader)}  # fmt: skip
+    return result
 
 
 def _status_kib(field: str) -> int:
@@ -103,9 +121,12 @@ def main() -> None:
     result = {
         "benchmark": "cost",
         "dataset": "beauty",
-        "epoch_bce": epoch_cost(data, "paper-bce", 1, args.repeats),
-        "epoch_ce": epoch_cost(data, "ce", 2, args.repeats),
+        "epochs": epoch_costs(data, EPOCHS, args.repeats),
     }
+    epochs = result["epochs"]
+    result["s4rec_over_sasrec_bce"] = round(
+        epochs["s4rec_bce"]["seconds_median"] / epochs["sasrec_bce"]["seconds_median"], 3
+    )
     model = SASRec(data.n_items, 50, Config().model)
     med, all_ = median_seconds(lambda: evaluate(model, data, "test"), args.repeats)
     result["evaluation"] = {"users": data.n_users, "seconds_median": round(med, 3), "seconds": all_}
