@@ -112,6 +112,12 @@ class LeaveOneOut:
                 break
             neg[bad] = torch.randint(1, self.n_items + 1, (int(bad.sum()),), generator=generator)
             bad[bad.clone()] = self.in_training(users[bad], neg[bad])
+        if bad.any():
+            user = int(users[bad][0])
+            raise ValueError(
+                f"{self.seqs.source}: no negative found for user {self.seqs.user_ids[user]} in 100 "
+                "draws: the user's training items cover (almost) the whole catalogue"
+            )
         return neg.view(-1, n)
 
 
