@@ -293,3 +293,11 @@ def test_train_loader_needs_samples() -> None:
     samples = training_samples(data, "user", 5)
     with pytest.raises(ValueError, match="no user has a training sequence"):
         TrainLoader(data, samples, 2, 5, "bce", 1, torch.Generator())
+
+
+def test_negative_sampling_fails_clearly_when_no_negative_exists() -> None:
+    # user 1 has every item of the catalogue in its training part: no valid negative
+    seqs = Sequences.from_lists([[1, 2, 3, 4, 5, 1, 2], [1, 2, 3]], n_items=5)
+    data = LeaveOneOut(seqs)
+    with pytest.raises(ValueError, match="no negative found for user 1"):
+        data.sample_negatives(torch.tensor([0]), 2, torch.Generator().manual_seed(0))
