@@ -402,6 +402,18 @@ def test_prototypes_frozen_for_the_first_steps(data_200, tmp_path: Path) -> None
     assert not torch.equal(obj.model.item_emb.weight, encoder)  # the encoder trained meanwhile
 
 
+def test_gradient_reversal_warms_up_linearly(data_200, tmp_path: Path) -> None:
+    cfg = s4rec_config("s4rec", "s4rec.grl_warmup_steps=4", "s4rec.grl_scale=2.0")
+    trainer = Trainer(cfg, tmp_path, data_200)
+    obj = trainer.objective.train()
+    batch = first_batch(trainer)
+    scales = []
+    for _ in range(6):
+        obj(batch)
+        scales.append(obj.classifier.scale)
+    assert scales == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+
+
 class Interrupted(Exception):
     pass
 

@@ -79,6 +79,7 @@ class S4RecConfig:
     freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move
     detach_teacher: bool = True  # stop gradients through the teacher distribution of Eq. 11
     grl_scale: float = 1.0  # gradient reversal multiplier (Sec. 4.3)
+    grl_warmup_steps: int = 0  # ramp the multiplier linearly from 0 over these steps (DANN-style)
     adv_normalize: bool = True  # the head/tail classifier sees L2-normalised z
 
     @property

@@ -161,6 +161,10 @@ class S4RecObjective(NextItemObjective):
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
         if s.lam > 0:
+            ramp = (
+                min(1.0, (int(self.steps) + 1) / s.grl_warmup_steps) if s.grl_warmup_steps else 1.0
+            )
+            self.classifier.scale = s.grl_scale * ramp
             terms["adversarial"] = self.adversarial(self.classifier(z), self.is_head[batch.users])
         if self.training:
             self.steps += 1
