@@ -160,14 +160,15 @@ class HeadTailClassifier(nn.Module):
     wrong, which otherwise encodes head/tail *more* strongly (see the README).
     """
 
-    def __init__(self, dim: int, scale: float = 1.0, normalize: bool = True) -> None:
+    def __init__(self, dim: int, normalize: bool = True) -> None:
         super().__init__()
         self.linear = nn.Linear(dim, 2)
-        self.scale, self.normalize = scale, normalize
+        self.normalize = normalize
 
-    def forward(self, z: Tensor) -> Tensor:
-        z = reverse_gradient(z, self.scale)
-        return self.linear(F.normalize(z, dim=1) if self.normalize else z)  # (B, 2) logits
+    def forward(self, z: Tensor, scale: float = 1.0) -> Tensor:
+        """(B, 2) logits; the encoder receives ``-scale`` times the gradient through z."""
+        z = reverse_gradient(z, scale)
+        return self.linear(F.normalize(z, dim=1) if self.normalize else z)
 
 
 def _init_weights(module: nn.Module) -> None:

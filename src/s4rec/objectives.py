@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Config
+from .config import Config, S4RecConfig
 from .data.dataset import Batch, width_buckets
 from .losses import (
     BCENextItemLoss,
@@ -131,7 +131,7 @@ class S4RecObjective(NextItemObjective):
         super().__init__(model, cfg)
         s = self.s = cfg.s4rec
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
-        self.classifier = HeadTailClassifier(cfg.model.hidden, s.grl_scale, s.adv_normalize)
+        self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
         self.contrastive = IntentContrastiveLoss(s.tau2)
         self.distill = DistillationLoss(s.tau3, s.detach_teacher)
@@ -161,17 +161,22 @@ class S4RecObjective(NextItemObjective):
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
         if s.lam > 0:
-            ramp = (
-                min(1.0, (int(self.steps) + 1) / s.grl_warmup_steps) if s.grl_warmup_steps else 1.0
-            )
-            self.classifier.scale = s.grl_scale * ramp
-            terms["adversarial"] = self.adversarial(self.classifier(z), self.is_head[batch.users])
+            logits = self.classifier(z, reversal_scale(s, int(self.steps)))
+            terms["adversarial"] = self.adversarial(logits, self.is_head[batch.users])
         if self.training:
             self.steps += 1
         weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
                   "adversarial": s.lam}  # fmt: skip
         total = sum(weight[name] * value for name, value in terms.items())
         return LossOutput(total, {name: value.item() for name, value in terms.items()})
+
+
+def reversal_scale(s: S4RecConfig, step: int) -> float:
+    """Gradient reversal multiplier at optimiser step ``step`` (0-based): ``grl_scale``,
+    ramped in linearly over the first ``grl_warmup_steps`` steps when that is set."""
+    if s.grl_warmup_steps <= 0:
+        return s.grl_scale
+    return s.grl_scale * min(1.0, (step + 1) / s.grl_warmup_steps)
 
 
 def build_objective(model: SASRec, cfg: Config, is_head: Tensor) -> NextItemObjective:
