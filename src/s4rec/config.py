@@ -72,8 +72,8 @@ class S4RecConfig:
     lam: float = 0.0  # weight of L_Adv (Eq. 13); paper 1.0
     prototypes: int = 128  # K
     tau1: float = 0.1  # soft assignment temperature (Eq. 3)
-    tau2: float = 0.1  # contrastive temperature (Eq. 9); cosine / 1.0 barely learns
-    tau3: float = 0.1  # distillation temperature (Eq. 11); likewise
+    tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
+    tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3
     freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move
