@@ -67,6 +67,7 @@ class Ranker:
         self.model, self.data = model, data
         self.user_batch, self.item_chunk = user_batch, item_chunk
         self.n_cols = model.item_emb.num_embeddings  # n_items + 2
+        self.specials = (0, self.n_cols - 1)  # padding and the mask token
 
     def _user_batches(self, split: Split, users: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Yield (users, sequence vectors (b, d), history (b, H)) with users grouped by length."""
@@ -85,7 +86,7 @@ class Ranker:
     def _scores(self, z: Tensor, history: Tensor, lo: int, hi: int) -> Tensor:
         """(b, hi - lo) scores with padding, the mask token and history items at -inf."""
         scores = z @ self.model.item_emb.weight[lo:hi].T
-        return exclude_(scores, lo, history, (0, self.n_cols - 1))
+        return exclude_(scores, lo, history, self.specials)
 
     def _chunks(self) -> list[tuple[int, int]]:
         return [
@@ -108,7 +109,7 @@ class Ranker:
             if len(chunks) == 1:
                 scores = z @ self.model.item_emb.weight.T
                 t_score = scores.gather(1, target[:, None]).squeeze(1)
-                rank = rank_targets(exclude_(scores, 0, with_target, (0, self.n_cols - 1)), t_score)
+                rank = rank_targets(exclude_(scores, 0, with_target, self.specials), t_score)
             else:  # pass 1: target scores chunk by chunk; pass 2: count
                 t_score = torch.empty(len(u))
                 for lo, hi in chunks:

@@ -106,11 +106,15 @@ class Trainer:
         }
         save_atomic(state, self.out / "last.pt")
 
+    def _heads(self) -> dict[str, torch.Tensor]:
+        """The objective's own state (prototypes, classifier, ...) without the encoder's copy."""
+        return {k: v for k, v in self.objective.state_dict().items() if not k.startswith("model.")}
+
     def _save_best(self, valid: dict[str, float]) -> None:
         state = {
             **self._meta(),
             "model": self.model.state_dict(),  # the encoder, all that inference needs
-            "objective": self.objective.state_dict(),  # plus prototypes and classifier, for analysis
+            "heads": self._heads(),  # prototypes and classifier, for analysis
             "epoch": self.progress.epoch,
             "valid": valid,
         }

@@ -78,7 +78,8 @@ class LeaveOneOut:
         self.train_end = torch.from_numpy(seqs.offsets[1:] - 2)  # exclusive end of training part
         self.train_lengths = self.train_end - self.starts
         self.is_head = head_tail_labels(self.train_lengths.numpy(), head_fraction)
-        self._train_keys = self._membership_keys()
+        user, self.train_items = self._training_interactions()  # insert draws from train_items
+        self._train_keys = torch.sort(user * (self.n_items + 1) + self.train_items).values
 
     def target(self, split: Split) -> Tensor:
         """(U,) validation or test item of every user."""
@@ -88,13 +89,13 @@ class LeaveOneOut:
         """(U,) exclusive end of the input (and masked history) for a split."""
         return self.train_end + (0 if split == "valid" else 1)
 
-    def _membership_keys(self) -> Tensor:
+    def _training_interactions(self) -> tuple[Tensor, Tensor]:
+        """(N,) user and (N,) item of every interaction in the training parts."""
         user = torch.repeat_interleave(torch.arange(self.n_users), self.train_lengths)
         pos = torch.arange(len(user)) - torch.repeat_interleave(
             torch.cumsum(self.train_lengths, 0) - self.train_lengths, self.train_lengths
         )
-        self.train_items = self.flat[self.starts[user] + pos]  # every training interaction
-        return torch.sort(user * (self.n_items + 1) + self.train_items).values
+        return user, self.flat[self.starts[user] + pos]
 
     def in_training(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool mask: is ``items[i]`` in the training part of ``users[i]``'s sequence?"""
