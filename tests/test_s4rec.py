@@ -235,8 +235,9 @@ B = [[0.8, 0.3, 0.4], [0.1, -0.7, 0.9], [-0.6, 0.2, 0.7]]
 MU = [[1.0, 1.0, 0.0], [0.0, 1.0, -1.0], [0.3, -0.2, 0.9]]
 
 
-def scl_by_hand(a, b, mu, assigned, tau) -> float:
-    a, b, mu = [unit(v) for v in a], [unit(v) for v in b], [unit(v) for v in mu]
+def scl_by_hand(a, b, mu, assigned, tau, similarity="cosine") -> float:
+    if similarity == "cosine":
+        a, b, mu = [unit(v) for v in a], [unit(v) for v in b], [unit(v) for v in mu]
     total = 0.0
     for i in range(len(a)):
         pos = dot(a[i], b[i]) / tau
@@ -247,20 +248,23 @@ def scl_by_hand(a, b, mu, assigned, tau) -> float:
     return total / len(a)
 
 
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
 @pytest.mark.parametrize("tau", [1.0, 0.1])
-def test_intent_contrastive_loss_by_hand(tau: float) -> None:
-    loss = IntentContrastiveLoss(tau)
+def test_intent_contrastive_loss_by_hand(tau: float, similarity: str) -> None:
+    loss = IntentContrastiveLoss(tau, similarity)
     assigned = [2, 0, 2]
     args = (torch.tensor(MU), torch.tensor(assigned))
     one = loss.one_way(torch.tensor(A), torch.tensor(B), *args)
-    assert one.item() == pytest.approx(scl_by_hand(A, B, MU, assigned, tau), rel=1e-5)
+    by_hand = scl_by_hand(A, B, MU, assigned, tau, similarity)
+    assert one.item() == pytest.approx(by_hand, rel=1e-5)
     both = loss(torch.tensor(A), torch.tensor(B), *args)
-    expected = scl_by_hand(A, B, MU, assigned, tau) + scl_by_hand(B, A, MU, assigned, tau)
+    expected = by_hand + scl_by_hand(B, A, MU, assigned, tau, similarity)
     assert both.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_intent_contrastive_loss_excludes_the_assigned_prototype() -> None:
-    loss = IntentContrastiveLoss(0.5)
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_intent_contrastive_loss_excludes_the_assigned_prototype(similarity: str) -> None:
+    loss = IntentContrastiveLoss(0.5, similarity)
     a, b = torch.tensor(A), torch.tensor(B)
     assigned = torch.tensor([1, 1, 1])
     base = loss(a, b, torch.tensor(MU), assigned)
@@ -273,6 +277,11 @@ def test_intent_contrastive_loss_excludes_the_assigned_prototype() -> None:
     mu = torch.tensor(MU, requires_grad=True)
     loss(a, b, mu, assigned).backward()
     assert mu.grad[1].abs().max() == 0 and mu.grad[[0, 2]].abs().max() > 0
+
+
+def test_intent_contrastive_loss_rejects_an_unknown_similarity() -> None:
+    with pytest.raises(ValueError, match="similarity"):
+        IntentContrastiveLoss(1.0, "euclid")
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])

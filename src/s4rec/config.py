@@ -73,6 +73,7 @@ class S4RecConfig:
     prototypes: int = 128  # K
     tau1: float = 0.1  # soft assignment temperature (Eq. 3)
     tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
+    similarity: str = "cosine"  # of L_SCL (Eq. 9): "cosine" or "dot" (the CL4SRec/ICLRec code)
     tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3

@@ -98,16 +98,21 @@ class IntentContrastiveLoss(nn.Module):
 
     For anchor view a of sequence u the positive is the other view b of u; negatives are
     both views of every other sequence in the batch and every prototype except the one
-    u is assigned to (h(u)). Similarities are cosine, divided by tau2.
+    u is assigned to (h(u)). ``similarity`` is "cosine" (SwAV-style, unit vectors) or "dot"
+    (raw dot products, as the CL4SRec/ICLRec code S^4Rec builds on); either is divided by tau2.
     a, b: (B, d); prototypes: (K, d); assigned: (B,) prototype index h(u).
     """
 
-    def __init__(self, tau2: float) -> None:
+    def __init__(self, tau2: float, similarity: str = "cosine") -> None:
         super().__init__()
-        self.tau2 = tau2
+        if similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
+        self.tau2, self.similarity = tau2, similarity
 
     def one_way(self, a: Tensor, b: Tensor, prototypes: Tensor, assigned: Tensor) -> Tensor:
-        a, b, mu = F.normalize(a, dim=1), F.normalize(b, dim=1), F.normalize(prototypes, dim=1)
+        mu = prototypes
+        if self.similarity == "cosine":
+            a, b, mu = F.normalize(a, dim=1), F.normalize(b, dim=1), F.normalize(mu, dim=1)
         B = len(a)
         eye = torch.eye(B, dtype=torch.bool, device=a.device)
         to_b = a @ b.T  # (B, B): diagonal = positives

@@ -133,7 +133,7 @@ class S4RecObjective(NextItemObjective):
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
         self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
-        self.contrastive = IntentContrastiveLoss(s.tau2)
+        self.contrastive = IntentContrastiveLoss(s.tau2, s.similarity)
         self.distill = DistillationLoss(s.tau3, s.detach_teacher)
         self.adversarial = HeadTailAdversarialLoss()
         self.register_buffer(
