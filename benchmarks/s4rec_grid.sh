@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# S^4Rec benchmarks of the paper protocol (BCE, paper weights), in two one-thread lanes.
+# S^4Rec benchmarks, one lane: the named tables run one after another with one thread.
 # Finished runs are skipped and interrupted ones resume. Needs S4REC_DATA.
-#   table2: sasrec and s4rec, 3 seeds on Beauty, 1 seed on toys, sports, ml-1m
-#   table3: the ablations with online clustering on Beauty (3 seeds)
-#   table4: K in 32 64 128 256 512 on Beauty (seed 1)
-# Usage: s4rec_grid.sh [table2|table3|table4 ...]
+#   table2: sasrec and s4rec on Beauty for each seed in $SEEDS, then seed 1 on toys, sports, ml-1m
+#   table3: the ablations with online clustering on Beauty, each seed in $SEEDS
+#   table4: K in 32 512 64 256 on Beauty, seed 1 (K = 128 is table2's s4rec run)
+#   ce:     s4rec under the CE protocol (configs/ce.yaml) on Beauty, seed 1
+# Usage: [SEEDS="1 2 3"] s4rec_grid.sh TABLE...   (two lanes fill two cores:
+#        s4rec_grid.sh table2 & SEEDS=1 s4rec_grid.sh table3 ce table4 &)
 set -u
 cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-1 2 3}
 run() { python benchmarks/train_run.py --threads 1 "$@" || echo "FAILED: $*"; }
 table2() {
-  for s in 1 2 3; do for m in sasrec s4rec; do run --dataset beauty --method "$m" --seed "$s"; done; done
+  for s in $SEEDS; do for m in sasrec s4rec; do run --dataset beauty --method "$m" --seed "$s"; done; done
   for d in toys sports ml-1m; do for m in sasrec s4rec; do run --dataset "$d" --method "$m" --seed 1; done; done
 }
 table3() {
-  for s in 1 2 3; do for m in s4rec-no-csd s4rec-no-gr; do run --dataset beauty --method "$m" --seed "$s"; done; done
+  for s in $SEEDS; do for m in s4rec-no-csd s4rec-no-gr; do run --dataset beauty --method "$m" --seed "$s"; done; done
 }
 table4() {
-  for k in 32 64 128 256 512; do
+  for k in 32 512 64 256; do
     run --dataset beauty --method s4rec --seed 1 --set s4rec.prototypes="$k" --tag "-k$k"
   done
 }
+ce() { run --dataset beauty --method s4rec --protocol ce --seed 1; }
+[ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 mkdir -p runs/logs
-for t in ${@:-table2 table3 table4}; do "$t" > "runs/logs/s4rec_$t.log" 2>&1 & done
-wait
+for t in "$@"; do "$t"; done
