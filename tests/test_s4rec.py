@@ -15,9 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from conftest import tiny_config
+from s4rec.analysis import (
+    assign_clusters,
+    nmi,
+    training_representations,
+)
 from s4rec.checkpoint import load_state
 from s4rec.config import Config
-from s4rec.data.dataset import Batch, make_batch
+from s4rec.data.dataset import Batch
 from s4rec.data.synthetic import make_synthetic
 from s4rec.losses import (
     ClusterLoss,
@@ -458,50 +463,14 @@ def test_steps_survive_a_resume(data_200, tmp_path: Path, monkeypatch) -> None:
 # ---------------------------------------------------------------- planted intents
 
 
-def nmi(a: np.ndarray, b: np.ndarray) -> float:
-    """Normalised mutual information, I(A; B) / mean(H(A), H(B)) (arithmetic normalisation)."""
-    _, a = np.unique(a, return_inverse=True)
-    _, b = np.unique(b, return_inverse=True)
-    joint = np.zeros((a.max() + 1, b.max() + 1))
-    np.add.at(joint, (a, b), 1.0)
-    joint /= joint.sum()
-    pa, pb = joint.sum(1), joint.sum(0)
-    nz = joint > 0
-    mi = float((joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum())
-
-    def entropy(p: np.ndarray) -> float:
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    h = (entropy(pa) + entropy(pb)) / 2
-    return mi / h if h > 0 else 1.0
-
-
-def test_nmi_by_hand() -> None:
-    a = np.array([0, 0, 1, 1])
-    assert nmi(a, np.array([5, 5, 2, 2])) == pytest.approx(1.0)  # same partition, renamed
-    assert nmi(a, np.array([0, 1, 0, 1])) == pytest.approx(0.0, abs=1e-12)  # independent
-    # a = [0, 0, 1, 1], b = [0, 0, 0, 1]: H(a) = ln 2, H(b) = H(1/4), and
-    # I = H(a) - H(a | b) = ln 2 - (3/4) H(1/3)
-    h = lambda *p: -sum(x * math.log(x) for x in p)  # noqa: E731
-    mi = math.log(2) - 0.75 * h(1 / 3, 2 / 3)
-    expected = mi / ((math.log(2) + h(1 / 4, 3 / 4)) / 2)
-    assert nmi(a, np.array([0, 0, 0, 1])) == pytest.approx(expected, rel=1e-12)
-    assert nmi(np.array([0, 1, 0, 1]), a) == nmi(a, np.array([0, 1, 0, 1]))
-
-
 INTENT_USERS = 1000
 
 
-def assignments(trainer: Trainer, prototypes: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """h(u) = argmax_k cos(z_u, mu_k) of every training sequence, and its user."""
-    samples = trainer.loader.samples
-    batch = make_batch(trainer.data, samples, torch.arange(len(samples)), trainer.cfg.data.max_len)
-    trainer.objective.eval()
-    with torch.no_grad():
-        z = encode(trainer.model, batch, trainer.cfg.model.pooling).sequence
-        h = (F.normalize(z, dim=1) @ F.normalize(prototypes, dim=1).T).argmax(1)
-    return h.numpy(), batch.users.numpy()
+def assignments(trainer: Trainer, prototypes: Tensor) -> np.ndarray:
+    """h(u) of every user's training sequence."""
+    cfg = trainer.cfg
+    z = training_representations(trainer.model, trainer.data, cfg.data.max_len, cfg.model.pooling)
+    return assign_clusters(z, prototypes)
 
 
 def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
@@ -521,18 +490,18 @@ def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
     intents = make_synthetic(n_users=INTENT_USERS, seed=0).intents  # what load_data generated
     trainer = Trainer(cfg, tmp_path, load_data(cfg))
     assert trainer.data.n_users == INTENT_USERS
-    h0, users = assignments(trainer, trainer.objective.prototypes.weight)
+    h0 = assignments(trainer, trainer.objective.prototypes.weight.detach())
     for _ in range(15):
         trainer.train_epoch()
-    h, users = assignments(trainer, trainer.objective.prototypes.weight)
-    y = intents[users]
+    h = assignments(trainer, trainer.objective.prototypes.weight.detach())
+    y = intents
     learned, at_init = nmi(h, y), nmi(h0, y)
     rng = np.random.default_rng(0)
     chance = max(nmi(h, rng.permutation(y)) for _ in range(20))
     g = torch.Generator().manual_seed(0)
     dim = cfg.model.hidden
     random_protos = np.mean(
-        [nmi(assignments(trainer, torch.randn(8, dim, generator=g))[0], y) for _ in range(10)]
+        [nmi(assignments(trainer, torch.randn(8, dim, generator=g)), y) for _ in range(10)]
     )
     print(
         f"NMI learned {learned:.3f} init {at_init:.3f} chance {chance:.3f} random {random_protos:.3f}"

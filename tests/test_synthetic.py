@@ -89,6 +89,23 @@ def test_every_intent_has_long_and_short_users(data: SyntheticData) -> None:
         assert (mine & head).sum() >= 5 and (mine & ~head).sum() >= 5
 
 
+def test_length_coupling_gathers_long_users_in_some_intents(data: SyntheticData) -> None:
+    """Coupled users' intents are re-dealt by length; the intent shares stay the same."""
+    coupled = make_synthetic(length_coupling=1.0)
+    assert np.array_equal(coupled.sequences.lengths, data.sequences.lengths)
+    assert np.array_equal(np.bincount(coupled.intents), np.bincount(data.intents))
+    lengths = data.sequences.lengths
+    head = lengths >= np.quantile(lengths, 0.8)
+
+    def head_share_spread(intents: np.ndarray) -> float:
+        return float(np.std([head[intents == c].mean() for c in range(8)]))
+
+    assert head_share_spread(coupled.intents) > 3 * head_share_spread(data.intents)
+    # fully coupled: a longer user never has a higher-numbered intent than a shorter one
+    order = np.argsort(-lengths, kind="stable")
+    assert (np.diff(coupled.intents[order]) >= 0).all()
+
+
 def test_transitions_beat_popularity(data: SyntheticData) -> None:
     pop, trans = _hit_rates(data)
     assert 0.03 < pop < 0.3
@@ -128,6 +145,7 @@ def test_dense_catalogue_when_items_unused() -> None:
         {"max_len": 300},
         {"jump": 1.0},
         {"step_probs": (-1.0, 1.0)},
+        {"length_coupling": 1.5},
     ],
 )
 def test_rejects_bad_arguments(kwargs: dict) -> None:

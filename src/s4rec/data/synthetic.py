@@ -5,7 +5,9 @@ Generative process (all draws from one ``numpy.random.Generator(seed)``):
 1. Intents get Zipf-like user shares and item-group sizes; each group is a cycle of
    items (a random slice of a shuffled catalogue).
 2. Lengths follow a truncated power law on ``[min_len, max_len]``; each user's intent
-   is drawn independently of its length.
+   is drawn independently of its length, except that a ``length_coupling`` fraction of
+   users get their intents re-dealt by length (longest users, lowest-numbered intents),
+   so that head users gather in some intents as they do on real data.
 3. A user walks forward along its intent's cycle from a random start, each step moving
    1, 2 or 3 places (``step_probs``) and never wrapping, so no item repeats.
 4. A ``jump`` fraction of positions instead holds a globally popular item (Zipf over a
@@ -41,6 +43,7 @@ def _validate(
     zipf: float,
     length_alpha: float,
     step_probs: tuple[float, ...],
+    length_coupling: float,
 ) -> None:
     if n_users < 1:
         raise ValueError(f"n_users must be >= 1, got {n_users}")
@@ -60,6 +63,8 @@ def _validate(
         raise ValueError(f"jump must lie in [0, 1), got {jump}")
     if zipf < 0.0:
         raise ValueError(f"zipf must be >= 0, got {zipf}")
+    if not 0.0 <= length_coupling <= 1.0:
+        raise ValueError(f"length_coupling must lie in [0, 1], got {length_coupling}")
     if length_alpha <= 0.0:
         raise ValueError(f"length_alpha must be > 0, got {length_alpha}")
     probs = np.asarray(step_probs, dtype=np.float64)
@@ -147,15 +152,20 @@ def make_synthetic(
     zipf: float = 1.0,
     length_alpha: float = 1.2,
     step_probs: tuple[float, ...] = (0.6, 0.25, 0.15),
+    length_coupling: float = 0.0,
 ) -> SyntheticData:
     """Sequences where each user follows one intent's item cycle, with popular-item jumps.
 
     ``jump`` is the fraction of positions holding a Zipf(``zipf``)-popular item,
     ``length_alpha`` the power-law exponent of lengths, ``step_probs[j]`` the chance of
-    moving ``j + 1`` places along the cycle. The catalogue is renumbered densely, so
+    moving ``j + 1`` places along the cycle, ``length_coupling`` the fraction of users
+    whose intent is tied to their length (0: independent). The catalogue is renumbered densely, so
     ``sequences.n_items <= n_items`` (equal unless some item is never used).
     """
-    _validate(n_users, n_items, n_intents, min_len, max_len, jump, zipf, length_alpha, step_probs)
+    _validate(
+        n_users, n_items, n_intents, min_len, max_len, jump, zipf, length_alpha, step_probs,
+        length_coupling,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     probs = np.asarray(step_probs, dtype=np.float64)
     probs = probs / probs.sum()
@@ -170,9 +180,13 @@ def make_synthetic(
     item_intents = np.full(n_items + 1, -1, dtype=np.int64)
     item_intents[slot_item] = np.repeat(np.arange(n_intents), group)
 
-    # Users: long-tailed lengths, intents independent of length.
+    # Users: long-tailed lengths, intents independent of length unless coupled.
     lengths = _lengths(rng, n_users, min_len, max_len, length_alpha)
     intents = rng.choice(n_intents, size=n_users, p=share).astype(np.int64)
+    if length_coupling > 0:
+        coupled = np.flatnonzero(rng.random(n_users) < length_coupling)
+        longest_first = coupled[np.argsort(-lengths[coupled], kind="stable")]
+        intents[longest_first] = np.sort(intents[coupled])
     size = group[intents]
     n_jump = rng.binomial(lengths, jump)
     k = np.clip(lengths - n_jump, 2, size)
