@@ -32,8 +32,8 @@ class ScoreTable(nn.Module):
             self.item_emb.weight.copy_(torch.eye(n))
         self.table = torch.zeros(n, n)
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        return self.table[items]
+    def forward(self, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        return self.table[items[:, -1:] if last_only else items]
 
 
 def last_input(data: LeaveOneOut, split: str) -> torch.Tensor:

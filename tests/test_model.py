@@ -84,6 +84,23 @@ def test_batch_rows_are_independent(positions: str) -> None:
     torch.testing.assert_close(together[0], alone[0], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("positions", ["end", "start"])
+def test_last_only_equals_the_last_position(positions: str, layers: int) -> None:
+    model = make_model(positions, layers)
+    batch = torch.cat(
+        [padded(SEQ, 10), padded([4, 4, 7], 10), torch.zeros(1, 10, dtype=torch.long)]
+    )
+    with torch.no_grad():
+        full, last = model(batch), model(batch, last_only=True)
+    assert last.shape == (3, 1, 16)
+    torch.testing.assert_close(last[:, 0], full[:, -1], rtol=0, atol=1e-5)
+    # gradients reach the same parameters (every item embedding on the path, all blocks)
+    model.train()
+    model(batch, last_only=True).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_fully_padded_rows_give_no_nan() -> None:
     model = make_model()
     batch = torch.cat([torch.zeros(2, 7, dtype=torch.long), padded(SEQ[:5], 7)])

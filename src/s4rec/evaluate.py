@@ -78,10 +78,10 @@ class Ranker:
         ]
         for i in range(0, len(order), self.user_batch):
             u = order[i : i + self.user_batch]
-            hidden = self.model(eval_inputs(data, split, u, L))  # (b, W, d)
+            z = self.model(eval_inputs(data, split, u, L), last_only=True)[:, -1]  # (b, d)
             hist_len = end[u] - data.starts[u]
             history = left_padded(data.flat, data.starts[u], end[u], int(hist_len.max()))
-            yield u, hidden[:, -1], history
+            yield u, z, history
 
     def _scores(self, z: Tensor, history: Tensor, lo: int, hi: int) -> Tensor:
         """(b, hi - lo) scores with padding, the mask token and history items at -inf."""

@@ -44,7 +44,7 @@ def recommend(
     if not history:
         raise ValueError("the history is empty: give at least one item id")
     seq = torch.tensor([index[h] for h in history[-model.max_len :]])
-    scores = model.eval().score(model(seq[None])[0, -1])  # (n_items + 2,)
+    scores = model.eval().score(model(seq[None], last_only=True)[0, -1])  # (n_items + 2,)
     scores[0] = scores[model.mask_id] = float("-inf")
     scores[torch.tensor([index[h] for h in history])] = float("-inf")
     vals, idx = scores.topk(min(k, len(item_ids)))

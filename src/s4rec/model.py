@@ -47,9 +47,18 @@ class SelfAttentionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.hidden, eps=1e-12)
         self.dropout = Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+    def forward(self, x: Tensor, allowed: Tensor, last_only: bool = False) -> Tensor:
+        """(B, L, d) -> (B, L, d), or (B, 1, d) for the last query only with ``last_only``."""
         B, L, d = x.shape  # allowed: (B, 1, L, L) True where query may attend to key
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if last_only:  # keys and values still come from every position
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, -1:], w[:d], b[:d]).view(B, 1, self.heads, -1).transpose(1, 2)
+            kv = F.linear(x, w[d:], b[d:]).view(B, L, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+            k, v = kv
+            x, allowed, L = x[:, -1:], allowed[:, :, -1:], 1
+        else:
+            qkv = self.qkv(x).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv
         a = causal_attention(q, k, v, allowed, self.attn_dropout).transpose(1, 2).reshape(B, L, d)
         x = self.norm1(x + self.dropout(self.proj(a)))
         ff = self.ff_out(F.gelu(self.ff_in(x)))
@@ -92,8 +101,12 @@ class SASRec(nn.Module):
         lengths = (items != 0).sum(1, keepdim=True)
         return (cols - (W - lengths)).clamp(min=0)
 
-    def forward(self, items: Tensor) -> Tensor:
-        """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
+    def forward(self, items: Tensor, last_only: bool = False) -> Tensor:
+        """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless.
+
+        ``last_only`` returns (B, 1, d), the last position only, and skips the other
+        positions' queries and feed-forward in the top block (same values, less work).
+        """
         W = items.shape[1]
         if self.max_len < W:
             raise ValueError(f"sequence width {W} exceeds max_len {self.max_len}")
@@ -104,8 +117,8 @@ class SASRec(nn.Module):
         # query i sees key j <= i if j is an item; padding queries see themselves (avoids NaN)
         allowed = causal & (valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device))
         allowed = allowed[:, None]  # (B, 1, W, W)
-        for block in self.blocks:
-            x = block(x, allowed)
+        for i, block in enumerate(self.blocks):
+            x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         return x
 
     def score(self, hidden: Tensor, items: Tensor | None = None) -> Tensor:

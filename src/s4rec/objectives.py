@@ -68,7 +68,7 @@ def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
     parts, rows = [], []
     for idx, width in width_buckets((items != 0).sum(1), model.max_len):
         x = items[idx, items.shape[1] - width :]
-        parts.append(pool(model(x), x, pooling))
+        parts.append(pool(model(x, last_only=pooling == "last"), x, pooling))
         rows.append(idx)
     return _in_batch_order(parts, rows)
 
