@@ -54,6 +54,16 @@ def test_results_contract(bce_run: tuple[Trainer, dict, Path]) -> None:
         "sasrec", "synthetic", 42, "bce",
     )  # fmt: skip
     assert results["epochs"] == 5 and results["train_seconds"] > 0
+    # time to the best validation epoch: the epochs of the log up to it, training and
+    # validation (the log's eval_seconds also count checkpoint writes)
+    upto = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    upto = upto[: results["best_epoch"]]
+    assert 0 < results["seconds_to_best"] <= results["train_seconds"]
+    assert sum(r["train_seconds"] for r in upto) - 0.01 <= results["seconds_to_best"]
+    assert (
+        results["seconds_to_best"]
+        <= sum(r["train_seconds"] + r["eval_seconds"] for r in upto) + 0.01
+    )
     assert set(results["valid"]) == set(results["test"]) == METRIC_KEYS
     assert set(results["test_by_group"]) == {"head", "tail"}
     for group in results["test_by_group"].values():
@@ -136,6 +146,7 @@ def comparable(out: Path) -> tuple[list[dict], dict]:
             r.pop(key)
     results = json.loads((out / "results.json").read_text())
     results.pop("train_seconds")
+    results.pop("seconds_to_best")
     return lines, results
 
 

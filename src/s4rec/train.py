@@ -58,7 +58,8 @@ class Progress:
     epoch: int = 0  # epochs completed
     best_score: float = float("-inf")
     best_epoch: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # training and validation, all epochs so far
+    seconds_to_best: float = 0.0  # the same, up to the end of the best epoch
 
 
 class Trainer:
@@ -180,6 +181,7 @@ class Trainer:
             improved = valid[SELECT_METRIC] > p.best_score
             if improved:
                 p.best_score, p.best_epoch = valid[SELECT_METRIC], p.epoch
+                p.seconds_to_best = p.train_seconds
             if self.main:  # best, then the log line, then last.pt: resume never skips a line
                 if improved:
                     self._save_best(valid)
@@ -211,6 +213,7 @@ class Trainer:
             "epochs": self.progress.epoch,
             "best_epoch": self.progress.best_epoch,
             "train_seconds": round(self.progress.train_seconds, 2),
+            "seconds_to_best": round(self.progress.seconds_to_best, 2),
             "valid": valid["all"],
             "test": test["all"],
             "test_by_group": {"head": test["head"], "tail": test["tail"]},
