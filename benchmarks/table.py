@@ -27,6 +27,7 @@ PAPER = {  # Tables 2 and 3 of the paper, test HR@5 / HR@20 / NDCG@5 / NDCG@20 (
     ("beauty", "s4rec-no-csd"): (0.0382, 0.0922, 0.0258, 0.0397),
     ("beauty", "s4rec-no-gr"): (0.0487, 0.1035, 0.0329, 0.0480),
 }
+PAPER_K_HR5 = {32: 0.0510, 64: 0.0508, 128: 0.0519, 256: 0.0481, 512: 0.0455}  # Table 4, Beauty
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -86,6 +87,22 @@ def cost_table(costs: list[dict], runs: list[dict]) -> list[str]:
     return [*lines, *time_to_best(costs, runs), "", *(f"Machine: {m}." for m in machines)]
 
 
+def k_table(runs: list[dict]) -> list[str]:
+    """Table 4: S^4Rec on Beauty (BCE protocol) by the number of prototypes K, seed 1."""
+    by_k = {r["config"]["s4rec"]["prototypes"]: r for r in runs
+            if (r["dataset"], r["method"], r["loss"], r["seed"]) == ("beauty", "s4rec", "bce", 1)
+            and r.get("tag", "") in ("", f"-k{r['config']['s4rec']['prototypes']}")}  # fmt: skip
+    lines = [
+        "| K | HR@5 (paper) | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for k in sorted(by_k):
+        test = by_k[k]["test"]
+        lines.append(f"| {k} | {PAPER_K_HR5.get(k, float('nan')):.4f} | "
+                     + " | ".join(f"{test[m]:.4f}" for m in METRICS) + " |")  # fmt: skip
+    return lines
+
+
 def time_to_best(costs: list[dict], runs: list[dict]) -> list[str]:
     """Rows estimating time to the best validation epoch on Beauty: the median best epoch of
     the untagged BCE runs times the measured (epoch + evaluation) time at each thread count."""
@@ -133,7 +150,9 @@ def render() -> str:
         " while other runs shared the machine's two cores; the Cost table has clean timings."
     )
     body = ["### Accuracy (test, full ranking, best validation NDCG@20 checkpoint)", "",
-            *accuracy_table(runs), "", note, "", "### Cost", "", *cost_table(costs, runs),
+            *accuracy_table(runs), "", note, "",
+            "### Number of prototypes (Table 4; Beauty, BCE protocol, seed 1)", "", *k_table(runs),
+            "", "### Cost", "", *cost_table(costs, runs),
             "", "### Intents and head rates on planted-intent synthetic data", "",
             *probe_table(kinds["intent_probe"])]  # fmt: skip
     return "\n".join(
