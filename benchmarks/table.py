@@ -31,10 +31,10 @@ PAPER_K_HR5 = {32: 0.0510, 64: 0.0508, 128: 0.0519, 256: 0.0481, 512: 0.0455}  #
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def cell(values: list[float]) -> str:
+def cell(values: list[float], digits: int = 4) -> str:
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def accuracy_table(runs: list[dict]) -> list[str]:
@@ -52,7 +52,7 @@ def accuracy_table(runs: list[dict]) -> list[str]:
             paper = " | ".join(f"{v:.4f}" for v in PAPER[(dataset, method)])
             lines.append(f"| {dataset} | {method} (paper) | bce | - | {paper} | - | - |")
         metrics = " | ".join(cell([r["test"][m] for r in rs]) for m in METRICS)
-        epochs = cell([float(r["epochs"]) for r in rs]).replace(".0000", "")
+        epochs = cell([float(r["epochs"]) for r in rs], digits=0)
         minutes = statistics.median(r["wall_seconds"] for r in rs) / 60
         lines.append(
             f"| {dataset} | {method} | {loss} | {len(rs)} | {metrics} | {epochs} | {minutes:.1f} |"
