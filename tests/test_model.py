@@ -148,5 +148,11 @@ def test_pool() -> None:
     items = torch.tensor([[0, 4, 5], [0, 0, 0]])
     assert pool(hidden, items, "last").tolist() == [[5.0, 9.0], [2.0, 0.0]]
     assert pool(hidden, items, "mean").tolist() == [[4.0, 6.5], [0.0, 0.0]]
+    # flat: padding positions zeroed, left-padded to the width, rows concatenated
+    assert pool(hidden, items, "flat", width=4).tolist() == [
+        [0.0, 0.0, 0.0, 0.0, 3.0, 4.0, 5.0, 9.0],
+        [0.0] * 8,
+    ]
+    assert pool(hidden, items, "flat").shape == (2, 6)
     with pytest.raises(ValueError, match="pooling"):
         pool(hidden, items, "max")

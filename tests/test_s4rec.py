@@ -29,7 +29,7 @@ from s4rec.losses import (
     ClusterLoss,
     DistillationLoss,
     HeadTailAdversarialLoss,
-    IntentContrastiveLoss,
+    SequenceContrastiveLoss,
     sinkhorn,
 )
 from s4rec.methods import apply_method
@@ -257,7 +257,7 @@ def scl_by_hand(a, b, mu, assigned, tau, similarity="cosine") -> float:
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 @pytest.mark.parametrize("tau", [1.0, 0.1])
 def test_intent_contrastive_loss_by_hand(tau: float, similarity: str) -> None:
-    loss = IntentContrastiveLoss(tau, similarity)
+    loss = SequenceContrastiveLoss(tau, similarity)
     assigned = [2, 0, 2]
     args = (torch.tensor(MU), torch.tensor(assigned))
     one = loss.one_way(torch.tensor(A), torch.tensor(B), *args)
@@ -270,7 +270,7 @@ def test_intent_contrastive_loss_by_hand(tau: float, similarity: str) -> None:
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 def test_intent_contrastive_loss_excludes_the_assigned_prototype(similarity: str) -> None:
-    loss = IntentContrastiveLoss(0.5, similarity)
+    loss = SequenceContrastiveLoss(0.5, similarity)
     a, b = torch.tensor(A), torch.tensor(B)
     assigned = torch.tensor([1, 1, 1])
     base = loss(a, b, torch.tensor(MU), assigned)
@@ -285,9 +285,20 @@ def test_intent_contrastive_loss_excludes_the_assigned_prototype(similarity: str
     assert mu.grad[1].abs().max() == 0 and mu.grad[[0, 2]].abs().max() > 0
 
 
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_contrastive_loss_without_prototypes_is_in_batch_infonce(similarity: str) -> None:
+    """CL4SRec's loss: the same InfoNCE with only the in-batch views as negatives."""
+    loss = SequenceContrastiveLoss(0.5, similarity)
+    got = loss(torch.tensor(A), torch.tensor(B))
+    expected = scl_by_hand(A, B, [], [], 0.5, similarity) + scl_by_hand(
+        B, A, [], [], 0.5, similarity
+    )
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_intent_contrastive_loss_rejects_an_unknown_similarity() -> None:
     with pytest.raises(ValueError, match="similarity"):
-        IntentContrastiveLoss(1.0, "euclid")
+        SequenceContrastiveLoss(1.0, "euclid")
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])
@@ -348,6 +359,7 @@ def first_batch(trainer: Trainer) -> Batch:
         ("s4rec", {"next_item", "cluster", "contrastive", "distill", "adversarial"}, True),
         ("s4rec-no-csd", {"next_item", "cluster", "adversarial"}, False),
         ("s4rec-no-gr", {"next_item", "cluster", "contrastive", "distill"}, True),
+        ("cl4srec", {"next_item", "contrastive"}, True),
     ],
 )
 def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path) -> None:
@@ -364,6 +376,31 @@ def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path)
     weight["adversarial"] = s.lam
     expected = sum(weight[name] * value for name, value in out.terms.items())
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
+    data_200, tmp_path: Path
+) -> None:
+    cfg = s4rec_config("cl4srec")
+    trainer = Trainer(cfg, tmp_path, data_200)
+    obj, batch = trainer.objective, first_batch(trainer)
+    obj.eval()
+    with torch.no_grad():
+        out = obj(batch)
+        z1, z2 = encode_views(obj.model, batch, "flat")
+        expected = SequenceContrastiveLoss(1.0, "dot")(z1, z2)
+    assert z1.shape == (len(batch), cfg.data.max_len * cfg.model.hidden)
+    assert out.terms["contrastive"] == pytest.approx(expected.item(), rel=1e-5)
+    assert out.total.item() == pytest.approx(
+        out.terms["next_item"] + 0.05 * expected.item(), rel=1e-5
+    )
+
+
+def test_flat_views_cannot_meet_prototypes() -> None:
+    with pytest.raises(ValueError, match="intent_negatives=false"):
+        s4rec_config("s4rec", "s4rec.contrast_on=flat")
+    with pytest.raises(ValueError, match="beta2=0"):
+        s4rec_config("cl4srec", "s4rec.beta2=0.1")
 
 
 def test_sasrec_builds_the_next_item_objective(data_200, tmp_path: Path) -> None:
@@ -390,7 +427,7 @@ def test_objective_terms_are_the_loss_objects_on_its_pieces(data_200, tmp_path: 
         is_head = torch.from_numpy(data_200.is_head)[batch.users]
         expected = {
             "cluster": ClusterLoss(0.2)(scores, q * len(q)),
-            "contrastive": IntentContrastiveLoss(0.5)(z1, z2, mu, h),
+            "contrastive": SequenceContrastiveLoss(0.5)(z1, z2, mu, h),
             "distill": DistillationLoss(0.7)(mu[h], z1) + DistillationLoss(0.7)(mu[h], z2),
             "adversarial": HeadTailAdversarialLoss()(
                 obj.classifier.linear(F.normalize(z, dim=1)), is_head

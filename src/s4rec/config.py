@@ -73,7 +73,9 @@ class S4RecConfig:
     prototypes: int = 128  # K
     tau1: float = 0.1  # soft assignment temperature (Eq. 3)
     tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
-    similarity: str = "cosine"  # of L_SCL (Eq. 9): "cosine" or "dot" (the CL4SRec/ICLRec code)
+    similarity: Literal["cosine", "dot"] = "cosine"  # of L_SCL (Eq. 9); "dot": CL4SRec/ICLRec code
+    intent_negatives: bool = True  # prototypes as extra negatives in L_SCL (off: CL4SRec's loss)
+    contrast_on: Literal["sequence", "flat"] = "sequence"  # L_SCL on z, or on every position
     tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3
@@ -90,6 +92,19 @@ class S4RecConfig:
     @property
     def needs_views(self) -> bool:
         return self.beta1 > 0 or self.beta2 > 0
+
+    @property
+    def needs_clusters(self) -> bool:
+        """Whether a batch needs prototype assignments h(u) (Eq. 3-7)."""
+        return self.alpha > 0 or self.beta2 > 0 or (self.beta1 > 0 and self.intent_negatives)
+
+    def __post_init__(self) -> None:
+        if self.contrast_on == "flat" and (self.intent_negatives or self.beta2 > 0):
+            raise ValueError(
+                "s4rec.contrast_on=flat gives the views (max_len * d)-dimensional representations,"
+                " which prototypes cannot be compared with: it needs s4rec.intent_negatives=false"
+                " and s4rec.beta2=0"
+            )
 
 
 @dataclass

@@ -93,14 +93,15 @@ class ClusterLoss(nn.Module):
         return -(target * F.log_softmax(scores / self.tau1, dim=1)).sum(1).mean()
 
 
-class IntentContrastiveLoss(nn.Module):
-    """L_SCL (Eq. 9-10): InfoNCE between two views with intent negatives, symmetric.
+class SequenceContrastiveLoss(nn.Module):
+    """L_SCL (Eq. 9-10): InfoNCE between the two views of each sequence, summed both ways.
 
     For anchor view a of sequence u the positive is the other view b of u; negatives are
-    both views of every other sequence in the batch and every prototype except the one
-    u is assigned to (h(u)). ``similarity`` is "cosine" (SwAV-style, unit vectors) or "dot"
-    (raw dot products, as the CL4SRec/ICLRec code S^4Rec builds on); either is divided by tau2.
-    a, b: (B, d); prototypes: (K, d); assigned: (B,) prototype index h(u).
+    both views of every other sequence in the batch and, given ``prototypes``, every
+    prototype except the one u is assigned to (h(u)): S^4Rec's intent negatives. Without
+    them this is CL4SRec's instance contrastive loss. ``similarity`` is "cosine" (unit
+    vectors) or "dot" (raw dot products, as the CL4SRec/ICLRec code); divided by tau2.
+    a, b: (B, D); prototypes: (K, D); assigned: (B,) prototype index h(u).
     """
 
     def __init__(self, tau2: float, similarity: str = "cosine") -> None:
@@ -109,19 +110,29 @@ class IntentContrastiveLoss(nn.Module):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
         self.tau2, self.similarity = tau2, similarity
 
-    def one_way(self, a: Tensor, b: Tensor, prototypes: Tensor, assigned: Tensor) -> Tensor:
-        mu = prototypes
+    def one_way(
+        self, a: Tensor, b: Tensor, prototypes: Tensor | None = None, assigned: Tensor | None = None
+    ) -> Tensor:
         if self.similarity == "cosine":
-            a, b, mu = F.normalize(a, dim=1), F.normalize(b, dim=1), F.normalize(mu, dim=1)
+            a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
         B = len(a)
         eye = torch.eye(B, dtype=torch.bool, device=a.device)
         to_b = a @ b.T  # (B, B): diagonal = positives
         to_a = (a @ a.T).masked_fill(eye, float("-inf"))  # other sequences' anchor views
-        to_mu = (a @ mu.T).scatter(1, assigned[:, None], float("-inf"))  # (B, K), own intent out
-        logits = torch.cat([to_b, to_a, to_mu], 1) / self.tau2
+        parts = [to_b, to_a]
+        if prototypes is not None:
+            mu = F.normalize(prototypes, dim=1) if self.similarity == "cosine" else prototypes
+            parts.append((a @ mu.T).scatter(1, assigned[:, None], float("-inf")))  # own intent out
+        logits = torch.cat(parts, 1) / self.tau2
         return F.cross_entropy(logits, torch.arange(B, device=a.device))
 
-    def forward(self, z1: Tensor, z2: Tensor, prototypes: Tensor, assigned: Tensor) -> Tensor:
+    def forward(
+        self,
+        z1: Tensor,
+        z2: Tensor,
+        prototypes: Tensor | None = None,
+        assigned: Tensor | None = None,
+    ) -> Tensor:
         return self.one_way(z1, z2, prototypes, assigned) + self.one_way(
             z2, z1, prototypes, assigned
         )

@@ -32,6 +32,19 @@ METHODS: dict[str, Method] = {
             "S^4Rec without the gradient-reversal head/tail term (Table 3).",
             {**PAPER_WEIGHTS, "s4rec.lam": 0.0},
         ),
+        Method(
+            "cl4srec",
+            "CL4SRec (Xie et al., ICDE'22) as the ICLRec code trains it: SASRec plus InfoNCE "
+            "between two augmented views, in-batch negatives, dot products of the flattened "
+            "outputs, temperature 1, weight 0.1 on the mean over both directions.",
+            {
+                "s4rec.beta1": 0.05,
+                "s4rec.intent_negatives": False,
+                "s4rec.similarity": "dot",
+                "s4rec.tau2": 1.0,
+                "s4rec.contrast_on": "flat",
+            },
+        ),
     ]
 }
 

@@ -131,14 +131,19 @@ class SASRec(nn.Module):
         return (hidden * emb).sum(-1)
 
 
-def pool(hidden: Tensor, items: Tensor, how: str = "last") -> Tensor:
-    """Sequence representation (B, d): the last position, or the mean over non-padding positions."""
+def pool(hidden: Tensor, items: Tensor, how: str = "last", width: int | None = None) -> Tensor:
+    """Sequence representation: the last position (B, d), the mean over non-padding
+    positions (B, d), or "flat": every position's output, zero at padding, left-padded to
+    ``width`` positions and concatenated (B, width * d), as the CL4SRec/ICLRec code contrasts."""
     if how == "last":
         return hidden[:, -1]
+    valid = (items != 0).unsqueeze(-1).to(hidden.dtype)
     if how == "mean":
-        valid = (items != 0).unsqueeze(-1).to(hidden.dtype)
         return (hidden * valid).sum(1) / valid.sum(1).clamp(min=1)
-    raise ValueError(f"unknown pooling {how!r}; use 'last' or 'mean'")
+    if how == "flat":
+        pad = (width or hidden.shape[1]) - hidden.shape[1]
+        return F.pad(hidden * valid, (0, 0, pad, 0)).flatten(1)
+    raise ValueError(f"unknown pooling {how!r}; use 'last', 'mean' or 'flat'")
 
 
 class _ReverseGradient(torch.autograd.Function):

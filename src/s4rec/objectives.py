@@ -16,8 +16,8 @@ from .losses import (
     ClusterLoss,
     DistillationLoss,
     HeadTailAdversarialLoss,
-    IntentContrastiveLoss,
     SampledCENextItemLoss,
+    SequenceContrastiveLoss,
     sinkhorn,
 )
 from .model import HeadTailClassifier, Prototypes, SASRec, pool
@@ -64,17 +64,18 @@ def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
 
 
 def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
-    """(N, d) pooled representations of left-padded sequences (N, W), run in length buckets."""
+    """(N, D) pooled representations of left-padded sequences (N, W), run in length buckets."""
     parts, rows = [], []
     for idx, width in width_buckets((items != 0).sum(1), model.max_len):
         x = items[idx, items.shape[1] - width :]
-        parts.append(pool(model(x, last_only=pooling == "last"), x, pooling))
+        h = model(x, last_only=pooling == "last")
+        parts.append(pool(h, x, pooling, model.max_len))
         rows.append(idx)
     return _in_batch_order(parts, rows)
 
 
 def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Tensor]:
-    """(B, d) representations of the two augmented views of every sample.
+    """(B, D) representations of the two augmented views of every sample.
 
     Views are re-bucketed by their own lengths: a crop is much shorter than its sequence.
     """
@@ -82,7 +83,7 @@ def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Ten
     width = max(v.shape[1] for _, _, v in views)
     items = torch.cat([F.pad(v, (width - v.shape[1], 0)) for _, _, v in views])  # (2B, W)
     slot = torch.cat([i * len(batch) + rows for i, rows, _ in views])  # view-major batch slot
-    z = encode_by_length(model, items, pooling)[torch.argsort(slot)]  # (2B, d)
+    z = encode_by_length(model, items, pooling)[torch.argsort(slot)]  # (2B, D)
     return z[: len(batch)], z[len(batch) :]
 
 
@@ -124,7 +125,8 @@ class S4RecObjective(NextItemObjective):
     """The joint objective of Eq. 14: L_SR + alpha L_Clust + beta1 L_SCL + beta2 L_CKD + lambda L_Adv.
 
     Terms whose weight is 0 are not computed (the ablations switch them off this way);
-    the two augmented views are encoded only when L_SCL or L_CKD is on.
+    the two augmented views are encoded only when L_SCL or L_CKD is on, and prototypes are
+    assigned only when a term uses them (CL4SRec is L_SCL alone, without intent negatives).
     """
 
     def __init__(self, model: SASRec, cfg: Config, is_head: Tensor) -> None:
@@ -133,7 +135,7 @@ class S4RecObjective(NextItemObjective):
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
         self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
-        self.contrastive = IntentContrastiveLoss(s.tau2, s.similarity)
+        self.contrastive = SequenceContrastiveLoss(s.tau2, s.similarity)
         self.distill = DistillationLoss(s.tau3, s.detach_teacher)
         self.adversarial = HeadTailAdversarialLoss()
         self.register_buffer(
@@ -146,17 +148,20 @@ class S4RecObjective(NextItemObjective):
         enc = encode(self.model, batch, self.pooling)
         z = enc.sequence  # (B, d)
         terms = {"next_item": self.next_item_loss(enc, batch)}
-        frozen = bool(self.steps < s.freeze_prototypes_steps)
-        mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
-        scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
-        q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
-        assigned = q.argmax(1)  # h(u)
-        if s.alpha > 0:
-            terms["cluster"] = self.cluster(scores, q * len(q))
+        if s.needs_clusters:
+            frozen = bool(self.steps < s.freeze_prototypes_steps)
+            mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
+            scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
+            q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
+            assigned = q.argmax(1)  # h(u)
+            if s.alpha > 0:
+                terms["cluster"] = self.cluster(scores, q * len(q))
         if s.needs_views:
-            z1, z2 = encode_views(self.model, batch, self.pooling)
+            pooling = "flat" if s.contrast_on == "flat" else self.pooling
+            z1, z2 = encode_views(self.model, batch, pooling)  # (B, D) each
             if s.beta1 > 0:
-                terms["contrastive"] = self.contrastive(z1, z2, mu, assigned)
+                negatives = (mu, assigned) if s.intent_negatives else ()
+                terms["contrastive"] = self.contrastive(z1, z2, *negatives)
             if s.beta2 > 0:
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
