@@ -25,6 +25,7 @@ from s4rec.checkpoint import load_state
 from s4rec.config import Config
 from s4rec.data.dataset import Batch, LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
+from s4rec.kmeans import kmeans, nearest
 from s4rec.losses import (
     ClusterLoss,
     DistillationLoss,
@@ -296,6 +297,25 @@ def test_contrastive_loss_without_prototypes_is_in_batch_infonce(similarity: str
     assert got.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_contrastive_loss_drops_same_group_negatives() -> None:
+    """ICLRec's false-negative mitigation: sequences of the anchor's group are no negatives."""
+    a, b = torch.tensor(A), torch.tensor(B)
+    groups = torch.tensor([0, 1, 0])
+    loss = SequenceContrastiveLoss(0.5, "dot")
+    got = loss.one_way(a, b, groups=groups).item()
+    expected = 0.0
+    for i in range(3):
+        pos = dot(A[i], B[i]) / 0.5
+        others = [j for j in range(3) if groups[j] != groups[i]]
+        neg = [dot(A[i], B[j]) / 0.5 for j in others] + [dot(A[i], A[j]) / 0.5 for j in others]
+        expected += -pos + math.log(math.exp(pos) + sum(math.exp(x) for x in neg))
+    assert got == pytest.approx(expected / 3, rel=1e-5)
+    # one group per sequence: the plain loss
+    assert loss.one_way(a, b, groups=torch.arange(3)).item() == pytest.approx(
+        loss.one_way(a, b).item(), rel=1e-6
+    )
+
+
 def test_intent_contrastive_loss_rejects_an_unknown_similarity() -> None:
     with pytest.raises(ValueError, match="similarity"):
         SequenceContrastiveLoss(1.0, "euclid")
@@ -360,6 +380,9 @@ def first_batch(trainer: Trainer) -> Batch:
         ("s4rec-no-csd", {"next_item", "cluster", "adversarial"}, False),
         ("s4rec-no-gr", {"next_item", "cluster", "contrastive", "distill"}, True),
         ("cl4srec", {"next_item", "contrastive"}, True),
+        ("iclrec", {"next_item", "contrastive", "intent"}, True),
+        ("sr+csd", {"next_item", "contrastive", "distill"}, True),
+        ("sr+csd+gr", {"next_item", "contrastive", "distill", "adversarial"}, True),
     ],
 )
 def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path) -> None:
@@ -373,7 +396,7 @@ def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path)
     assert set(out.terms) == terms
     s = cfg.s4rec
     weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2}
-    weight["adversarial"] = s.lam
+    weight["adversarial"], weight["intent"] = s.lam, s.icl
     expected = sum(weight[name] * value for name, value in out.terms.items())
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
 
@@ -387,7 +410,7 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
     obj.eval()
     with torch.no_grad():
         out = obj(batch)
-        z1, z2 = encode_views(obj.model, batch, "flat")
+        z1, z2 = encode_views(obj.model, batch, ("flat",))["flat"]
         expected = SequenceContrastiveLoss(1.0, "dot")(z1, z2)
     assert z1.shape == (len(batch), cfg.data.max_len * cfg.model.hidden)
     assert out.terms["contrastive"] == pytest.approx(expected.item(), rel=1e-5)
@@ -396,11 +419,53 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
     )
 
 
+@pytest.mark.parametrize("method", ["iclrec", "sr+csd"])
+def test_kmeans_intents_are_refreshed_each_epoch_and_used(method, data_200, tmp_path: Path) -> None:
+    """Per-epoch K-means of all training sequences; h(u) = nearest centroid; same terms."""
+    cfg = s4rec_config(method, "s4rec.prototypes=8")
+    trainer = Trainer(cfg, tmp_path, data_200)
+    obj = trainer.objective
+    assert obj.centroids.abs().sum() == 0
+    z = training_representations(obj.model, data_200, cfg.data.max_len, cfg.model.pooling)
+    trainer.train_epoch()
+    first = obj.centroids.clone()
+    trainer.progress.epoch += 1  # as fit() counts
+    trainer.train_epoch()  # K-means again on the trained encoder
+    assert not torch.equal(first, obj.centroids) and trainer.cluster_seconds > 0
+    # the centroids are K-means of what the encoder produced when the epoch started
+    g = torch.Generator().manual_seed(cfg.train.seed * 100_003 + 0)
+    fit = kmeans(z, 8, cfg.s4rec.kmeans_iters, 1, g)
+    torch.testing.assert_close(first, fit.centroids)
+    batch = first_batch(trainer)
+    obj.eval()
+    with torch.no_grad():
+        out = obj(batch)
+        zb = encode(obj.model, batch, cfg.model.pooling).sequence
+        h = nearest(zb, obj.centroids)[0]
+        views = encode_views(obj.model, batch, ("flat", cfg.model.pooling))
+        z1, z2 = views[cfg.model.pooling]
+        c = obj.centroids[h]
+        loss = SequenceContrastiveLoss(cfg.s4rec.tau2, cfg.s4rec.similarity)
+        if method == "iclrec":
+            expected = {
+                "contrastive": loss(*views["flat"]),
+                "intent": (loss(z1, c, None, None, h) + loss(z2, c, None, None, h)) / 2,
+            }
+        else:
+            dist = DistillationLoss(cfg.s4rec.tau3)
+            expected = {
+                "contrastive": loss(z1, z2, obj.centroids, h),
+                "distill": dist(c, z1) + dist(c, z2),
+            }
+    for name, value in expected.items():
+        assert out.terms[name] == pytest.approx(value.item(), rel=1e-4), name
+
+
 def test_flat_views_cannot_meet_prototypes() -> None:
     with pytest.raises(ValueError, match="intent_negatives=false"):
         s4rec_config("s4rec", "s4rec.contrast_on=flat")
-    with pytest.raises(ValueError, match="beta2=0"):
-        s4rec_config("cl4srec", "s4rec.beta2=0.1")
+    with pytest.raises(ValueError, match="alpha=0"):
+        s4rec_config("s4rec", "s4rec.clustering=kmeans")
 
 
 def test_sasrec_builds_the_next_item_objective(data_200, tmp_path: Path) -> None:
@@ -423,7 +488,7 @@ def test_objective_terms_are_the_loss_objects_on_its_pieces(data_200, tmp_path: 
         scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T
         q = sinkhorn(scores, cfg.s4rec.sinkhorn_eps, cfg.s4rec.sinkhorn_iters)
         h = q.argmax(1)
-        z1, z2 = encode_views(obj.model, batch, cfg.model.pooling)
+        z1, z2 = encode_views(obj.model, batch, (cfg.model.pooling,))[cfg.model.pooling]
         is_head = torch.from_numpy(data_200.is_head)[batch.users]
         expected = {
             "cluster": ClusterLoss(0.2)(scores, q * len(q)),

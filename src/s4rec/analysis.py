@@ -7,28 +7,12 @@ of each cluster) and behind the planted-intent checks on synthetic data.
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data.dataset import LeaveOneOut, eval_inputs
-from .model import SASRec
-from .objectives import encode_by_length
+from .objectives import training_representations
 
-
-@torch.no_grad()
-def training_representations(
-    model: SASRec, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
-) -> Tensor:
-    """(U, d) z_u of every user's whole training sequence (the input that predicts validation)."""
-    was_training = model.training
-    model.eval()
-    parts = [
-        encode_by_length(model, eval_inputs(data, "valid", users, max_len), pooling)
-        for users in torch.arange(data.n_users).split(batch_users)
-    ]
-    model.train(was_training)
-    return torch.cat(parts)
+__all__ = ["assign_clusters", "head_rate_spread", "head_rates", "nmi", "training_representations"]
 
 
 def assign_clusters(z: Tensor, prototypes: Tensor) -> np.ndarray:

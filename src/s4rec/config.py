@@ -76,6 +76,12 @@ class S4RecConfig:
     similarity: Literal["cosine", "dot"] = "cosine"  # of L_SCL (Eq. 9); "dot": CL4SRec/ICLRec code
     intent_negatives: bool = True  # prototypes as extra negatives in L_SCL (off: CL4SRec's loss)
     contrast_on: Literal["sequence", "flat"] = "sequence"  # L_SCL on z, or on every position
+    clustering: Literal["online", "kmeans"] = (
+        "online"  # prototypes + Sinkhorn, or per-epoch K-means
+    )
+    kmeans_iters: int = 20  # Lloyd iterations per epoch ("kmeans")
+    kmeans_restarts: int = 1  # keep the best of this many K-means runs
+    icl: float = 0.0  # weight of ICLRec's intent contrastive loss (views vs. their intent)
     tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3
@@ -87,23 +93,27 @@ class S4RecConfig:
 
     @property
     def enabled(self) -> bool:
-        return any(w > 0 for w in (self.alpha, self.beta1, self.beta2, self.lam))
+        return any(w > 0 for w in (self.alpha, self.beta1, self.beta2, self.lam, self.icl))
 
     @property
     def needs_views(self) -> bool:
-        return self.beta1 > 0 or self.beta2 > 0
+        return self.beta1 > 0 or self.beta2 > 0 or self.icl > 0
 
     @property
     def needs_clusters(self) -> bool:
-        """Whether a batch needs prototype assignments h(u) (Eq. 3-7)."""
-        return self.alpha > 0 or self.beta2 > 0 or (self.beta1 > 0 and self.intent_negatives)
+        """Whether a batch needs intents: prototypes and each sequence's assignment h(u)."""
+        intent_negatives = self.beta1 > 0 and self.intent_negatives
+        return self.alpha > 0 or self.beta2 > 0 or self.icl > 0 or intent_negatives
 
     def __post_init__(self) -> None:
-        if self.contrast_on == "flat" and (self.intent_negatives or self.beta2 > 0):
+        if self.contrast_on == "flat" and self.beta1 > 0 and self.intent_negatives:
             raise ValueError(
-                "s4rec.contrast_on=flat gives the views (max_len * d)-dimensional representations,"
-                " which prototypes cannot be compared with: it needs s4rec.intent_negatives=false"
-                " and s4rec.beta2=0"
+                "s4rec.contrast_on=flat gives L_SCL (max_len * d)-dimensional views, which"
+                " prototypes cannot be compared with: set s4rec.intent_negatives=false"
+            )
+        if self.clustering == "kmeans" and self.alpha > 0:
+            raise ValueError(
+                "s4rec.clustering=kmeans has no trainable prototypes for L_Clust: set s4rec.alpha=0"
             )
 
 

@@ -99,8 +99,10 @@ class SequenceContrastiveLoss(nn.Module):
     For anchor view a of sequence u the positive is the other view b of u; negatives are
     both views of every other sequence in the batch and, given ``prototypes``, every
     prototype except the one u is assigned to (h(u)): S^4Rec's intent negatives. Without
-    them this is CL4SRec's instance contrastive loss. ``similarity`` is "cosine" (unit
-    vectors) or "dot" (raw dot products, as the CL4SRec/ICLRec code); divided by tau2.
+    them this is CL4SRec's instance contrastive loss. ``groups`` (B,) drops the sequences
+    of u's own group from u's negatives (ICLRec's false-negative mitigation; there b is
+    the intent of u). ``similarity`` is "cosine" (unit vectors) or "dot" (raw dot
+    products, as the CL4SRec/ICLRec code); divided by tau2.
     a, b: (B, D); prototypes: (K, D); assigned: (B,) prototype index h(u).
     """
 
@@ -111,14 +113,20 @@ class SequenceContrastiveLoss(nn.Module):
         self.tau2, self.similarity = tau2, similarity
 
     def one_way(
-        self, a: Tensor, b: Tensor, prototypes: Tensor | None = None, assigned: Tensor | None = None
+        self,
+        a: Tensor,
+        b: Tensor,
+        prototypes: Tensor | None = None,
+        assigned: Tensor | None = None,
+        groups: Tensor | None = None,
     ) -> Tensor:
         if self.similarity == "cosine":
             a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
         B = len(a)
         eye = torch.eye(B, dtype=torch.bool, device=a.device)
-        to_b = a @ b.T  # (B, B): diagonal = positives
-        to_a = (a @ a.T).masked_fill(eye, float("-inf"))  # other sequences' anchor views
+        same = eye if groups is None else eye | (groups[:, None] == groups[None, :])
+        to_b = (a @ b.T).masked_fill(same & ~eye, float("-inf"))  # (B, B): diagonal = positives
+        to_a = (a @ a.T).masked_fill(same, float("-inf"))  # other sequences' anchor views
         parts = [to_b, to_a]
         if prototypes is not None:
             mu = F.normalize(prototypes, dim=1) if self.similarity == "cosine" else prototypes
@@ -132,9 +140,10 @@ class SequenceContrastiveLoss(nn.Module):
         z2: Tensor,
         prototypes: Tensor | None = None,
         assigned: Tensor | None = None,
+        groups: Tensor | None = None,
     ) -> Tensor:
-        return self.one_way(z1, z2, prototypes, assigned) + self.one_way(
-            z2, z1, prototypes, assigned
+        return self.one_way(z1, z2, prototypes, assigned, groups) + self.one_way(
+            z2, z1, prototypes, assigned, groups
         )
 
 

@@ -17,6 +17,11 @@ class Method:
 
 PAPER_WEIGHTS = {"s4rec.alpha": 0.01, "s4rec.beta1": 0.1, "s4rec.beta2": 0.1, "s4rec.lam": 1.0}
 
+# L_SCL sums its two directions (Eq. 10); the CL4SRec/ICLRec code averages them, so its
+# weight 0.1 is 0.05 here
+CL4SREC = {"s4rec.beta1": 0.05, "s4rec.intent_negatives": False, "s4rec.similarity": "dot",
+           "s4rec.tau2": 1.0, "s4rec.contrast_on": "flat"}  # fmt: skip
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
@@ -37,13 +42,33 @@ METHODS: dict[str, Method] = {
             "CL4SRec (Xie et al., ICDE'22) as the ICLRec code trains it: SASRec plus InfoNCE "
             "between two augmented views, in-batch negatives, dot products of the flattened "
             "outputs, temperature 1, weight 0.1 on the mean over both directions.",
+            CL4SREC,
+        ),
+        Method(
+            "iclrec",
+            "ICLRec (Chen et al., WWW'22) as its code trains it: per-epoch K-means (K = 256) of "
+            "the mean-pooled training sequences; intent contrastive loss of each view against "
+            "its sequence's intent with false negatives of the same intent removed, plus "
+            "CL4SRec's instance term; dot products, temperature 1, both weights 0.1 on means.",
             {
-                "s4rec.beta1": 0.05,
-                "s4rec.intent_negatives": False,
-                "s4rec.similarity": "dot",
-                "s4rec.tau2": 1.0,
-                "s4rec.contrast_on": "flat",
+                **CL4SREC,
+                "model.pooling": "mean",
+                "s4rec.clustering": "kmeans",
+                "s4rec.prototypes": 256,
+                "s4rec.icl": 0.05,
             },
+        ),
+        Method(
+            "sr+csd",
+            "SR+CSD (Table 3): S^4Rec's contrastive + distillation module with per-epoch "
+            "K-means centroids in place of the online prototypes.",
+            {**PAPER_WEIGHTS, "s4rec.alpha": 0.0, "s4rec.lam": 0.0, "s4rec.clustering": "kmeans"},
+        ),
+        Method(
+            "sr+csd+gr",
+            "SR+CSD+GR (Table 3; Table 5's S^4Rec with K-means): SR+CSD plus the head/tail "
+            "adversarial term.",
+            {**PAPER_WEIGHTS, "s4rec.alpha": 0.0, "s4rec.clustering": "kmeans"},
         ),
     ]
 }

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config, S4RecConfig
-from .data.dataset import Batch, width_buckets
+from .data.dataset import Batch, LeaveOneOut, eval_inputs, width_buckets
+from .kmeans import kmeans, nearest
 from .losses import (
     BCENextItemLoss,
     CENextItemLoss,
@@ -63,19 +64,44 @@ def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
     )
 
 
-def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
-    """(N, D) pooled representations of left-padded sequences (N, W), run in length buckets."""
-    parts, rows = [], []
+def encode_pooled(model: SASRec, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
+    """Each pooling (N, D) of the encoder output for left-padded sequences (N, W), from one
+    pass run in length buckets."""
+    parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
+    rows = []
     for idx, width in width_buckets((items != 0).sum(1), model.max_len):
         x = items[idx, items.shape[1] - width :]
-        h = model(x, last_only=pooling == "last")
-        parts.append(pool(h, x, pooling, model.max_len))
+        h = model(x, last_only=set(poolings) == {"last"})
+        for p in poolings:
+            parts[p].append(pool(h, x, p, model.max_len))
         rows.append(idx)
-    return _in_batch_order(parts, rows)
+    return [_in_batch_order(parts[p], rows) for p in poolings]
 
 
-def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Tensor]:
-    """(B, D) representations of the two augmented views of every sample.
+def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
+    """(N, D) pooled representations of left-padded sequences (N, W), run in length buckets."""
+    return encode_pooled(model, items, (pooling,))[0]
+
+
+@torch.no_grad()
+def training_representations(
+    model: SASRec, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
+) -> Tensor:
+    """(U, d) z_u of every user's whole training sequence (the input that predicts validation)."""
+    was_training = model.training
+    model.eval()
+    parts = [
+        encode_by_length(model, eval_inputs(data, "valid", users, max_len), pooling)
+        for users in torch.arange(data.n_users).split(batch_users)
+    ]
+    model.train(was_training)
+    return torch.cat(parts)
+
+
+def encode_views(
+    model: SASRec, batch: Batch, poolings: tuple[str, ...]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Pooling -> (B, D) representations of the two augmented views of every sample.
 
     Views are re-bucketed by their own lengths: a crop is much shorter than its sequence.
     """
@@ -83,8 +109,12 @@ def encode_views(model: SASRec, batch: Batch, pooling: str) -> tuple[Tensor, Ten
     width = max(v.shape[1] for _, _, v in views)
     items = torch.cat([F.pad(v, (width - v.shape[1], 0)) for _, _, v in views])  # (2B, W)
     slot = torch.cat([i * len(batch) + rows for i, rows, _ in views])  # view-major batch slot
-    z = encode_by_length(model, items, pooling)[torch.argsort(slot)]  # (2B, D)
-    return z[: len(batch)], z[len(batch) :]
+    order = torch.argsort(slot)
+    out = {}
+    for p, z in zip(poolings, encode_pooled(model, items, poolings), strict=True):
+        z = z[order]  # (2B, D)
+        out[p] = (z[: len(batch)], z[len(batch) :])
+    return out
 
 
 class NextItemObjective(nn.Module):
@@ -120,19 +150,26 @@ class NextItemObjective(nn.Module):
         loss = self.next_item_loss(enc, batch)
         return LossOutput(loss, {"next_item": loss.item()})
 
+    def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
+        """Work due before each training epoch (none for the next-item loss alone)."""
+
 
 class S4RecObjective(NextItemObjective):
     """The joint objective of Eq. 14: L_SR + alpha L_Clust + beta1 L_SCL + beta2 L_CKD + lambda L_Adv.
 
     Terms whose weight is 0 are not computed (the ablations switch them off this way);
-    the two augmented views are encoded only when L_SCL or L_CKD is on, and prototypes are
-    assigned only when a term uses them (CL4SRec is L_SCL alone, without intent negatives).
+    the augmented views are encoded only when a term uses them, and intents are assigned
+    only when a term needs them. The same terms make the baselines that share them:
+    CL4SRec is L_SCL alone without intent negatives; with ``clustering="kmeans"`` the
+    intents are per-epoch K-means centroids (SR+CSD, and ICLRec with its ``icl`` term).
     """
 
     def __init__(self, model: SASRec, cfg: Config, is_head: Tensor) -> None:
         super().__init__(model, cfg)
         s = self.s = cfg.s4rec
+        self.max_len, self.seed = cfg.data.max_len, cfg.train.seed
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
+        self.register_buffer("centroids", torch.zeros(s.prototypes, cfg.model.hidden))
         self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
         self.contrastive = SequenceContrastiveLoss(s.tau2, s.similarity)
@@ -143,35 +180,58 @@ class S4RecObjective(NextItemObjective):
         )
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimiser steps taken
 
+    def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
+        """With K-means intents: cluster every user's training sequence with the current encoder."""
+        if self.s.clustering != "kmeans" or not self.s.needs_clusters:
+            return
+        z = training_representations(self.model, data, self.max_len, self.pooling)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        fit = kmeans(z, self.s.prototypes, self.s.kmeans_iters, self.s.kmeans_restarts, g)
+        self.centroids.copy_(fit.centroids)
+
+    def intents(self, z: Tensor, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Prototypes mu (K, d) and each sequence's h(u) (B,); adds L_Clust (Eq. 4) to ``terms``."""
+        s = self.s
+        if s.clustering == "kmeans":  # fixed for the epoch, no gradient
+            return self.centroids, nearest(z.detach(), self.centroids)[0]
+        frozen = bool(self.steps < s.freeze_prototypes_steps)
+        mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
+        scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
+        q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
+        if s.alpha > 0:
+            terms["cluster"] = self.cluster(scores, q * len(q))
+        return mu, q.argmax(1)
+
     def forward(self, batch: Batch) -> LossOutput:
         s = self.s
         enc = encode(self.model, batch, self.pooling)
         z = enc.sequence  # (B, d)
         terms = {"next_item": self.next_item_loss(enc, batch)}
         if s.needs_clusters:
-            frozen = bool(self.steps < s.freeze_prototypes_steps)
-            mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
-            scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
-            q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
-            assigned = q.argmax(1)  # h(u)
-            if s.alpha > 0:
-                terms["cluster"] = self.cluster(scores, q * len(q))
+            mu, assigned = self.intents(z, terms)
         if s.needs_views:
-            pooling = "flat" if s.contrast_on == "flat" else self.pooling
-            z1, z2 = encode_views(self.model, batch, pooling)  # (B, D) each
+            contrast = "flat" if s.contrast_on == "flat" else self.pooling
+            views = encode_views(self.model, batch, tuple(dict.fromkeys([contrast, self.pooling])))
+            z1, z2 = views[self.pooling]  # (B, d) each
             if s.beta1 > 0:
                 negatives = (mu, assigned) if s.intent_negatives else ()
-                terms["contrastive"] = self.contrastive(z1, z2, *negatives)
+                terms["contrastive"] = self.contrastive(*views[contrast], *negatives)
             if s.beta2 > 0:
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
+            if s.icl > 0:  # ICLRec: each view against its sequence's intent, mean over views
+                c = mu[assigned]
+                pair = (None, None, assigned)
+                terms["intent"] = (
+                    self.contrastive(z1, c, *pair) + self.contrastive(z2, c, *pair)
+                ) / 2
         if s.lam > 0:
             logits = self.classifier(z, reversal_scale(s, int(self.steps)))
             terms["adversarial"] = self.adversarial(logits, self.is_head[batch.users])
         if self.training:
             self.steps += 1
         weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
-                  "adversarial": s.lam}  # fmt: skip
+                  "adversarial": s.lam, "intent": s.icl}  # fmt: skip
         total = sum(weight[name] * value for name, value in terms.items())
         return LossOutput(total, {name: value.item() for name, value in terms.items()})
 
