@@ -10,9 +10,12 @@ finished run (result file present) is skipped unless --force.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import statistics
 import sys
 import time
+from pathlib import Path
 
 from common import RESULTS, ROOT, commit, provenance, write_result
 from s4rec.config import Config
@@ -26,6 +29,16 @@ LAYERS = {
     "toys": 3,
     "ml-1m": 2,
 }  # ICLRec's per-dataset depth (bce protocol)
+
+
+def epoch_split(log: Path) -> dict[str, float]:
+    """Median seconds per epoch of training (K-means step included), of the K-means step
+    (per-epoch intents) and of validation, from the run's metrics.jsonl."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return {
+        key: round(statistics.median(r.get(f"{key}_seconds", 0.0) for r in rows), 3)
+        for key in ("train", "cluster", "eval")
+    }
 
 
 def main() -> None:
@@ -60,7 +73,8 @@ def main() -> None:
         sets.append(f"data.data_dir={args.data_dir}")
     cfg = cfg.override(sets + args.set)
     start, code = time.perf_counter(), commit()
-    results = Trainer(cfg, ROOT / "runs" / "bench" / name).fit(resume=True)
+    run_dir = ROOT / "runs" / "bench" / name
+    results = Trainer(cfg, run_dir).fit(resume=True)
     path = write_result(
         name,
         {
@@ -68,6 +82,7 @@ def main() -> None:
             "protocol": args.protocol,
             "tag": args.tag,
             "config": cfg.to_dict(),
+            "epoch_seconds": epoch_split(run_dir / "metrics.jsonl"),
             **provenance(time.perf_counter() - start, code),
         },
     )
