@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from s4rec.config import ModelConfig
-from s4rec.model import SASRec, pool
+from s4rec.model import GRU4Rec, SASRec, build_encoder, pool
 
 N_ITEMS, MAX_LEN = 30, 20
 
@@ -156,3 +156,51 @@ def test_pool() -> None:
     assert pool(hidden, items, "flat").shape == (2, 6)
     with pytest.raises(ValueError, match="pooling"):
         pool(hidden, items, "max")
+
+
+# ---------------------------------------------------------------- GRU4Rec
+
+
+def make_gru(layers: int = 1, seed: int = 0) -> GRU4Rec:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(encoder="gru4rec", hidden=16, layers=layers, dropout=0.0)
+    return GRU4Rec(N_ITEMS, MAX_LEN, cfg).eval()
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gru4rec_prefix_property_and_padding_invariance(layers: int) -> None:
+    """Position t sees items 1..t only, whatever the padding in front."""
+    model = make_gru(layers)
+    with torch.no_grad():
+        full = model(padded(SEQ, 12))  # (1, 12, d), SEQ at columns 4..11
+        for t in range(1, len(SEQ) + 1):
+            prefix = model(padded(SEQ[:t], t + 3))[0, -1]
+            torch.testing.assert_close(prefix, full[0, 3 + t], rtol=0, atol=1e-5)
+        changed = padded(SEQ, 12)
+        changed[0, 8] = 9  # the 5th item
+        after = model(changed)
+    torch.testing.assert_close(full[0, :8], after[0, :8], rtol=0, atol=1e-6)
+    assert (full[0, 8:] - after[0, 8:]).abs().amax(-1).min() > 1e-5
+
+
+def test_gru4rec_batch_rows_last_only_and_empty_rows() -> None:
+    model = make_gru()
+    batch = torch.cat(
+        [padded(SEQ, 10), padded([4, 4, 7], 10), torch.zeros(1, 10, dtype=torch.long)]
+    )
+    with torch.no_grad():
+        together = model(batch)
+        alone = model(batch[1:2])
+        last = model(batch, last_only=True)
+    torch.testing.assert_close(together[1], alone[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(last[:, 0], together[:, -1])
+    assert torch.isfinite(together).all()
+    with pytest.raises(ValueError, match="exceeds max_len"):
+        model(torch.ones(1, MAX_LEN + 1, dtype=torch.long))
+
+
+def test_build_encoder_by_name() -> None:
+    assert (
+        type(build_encoder(N_ITEMS, MAX_LEN, ModelConfig(encoder="gru4rec", hidden=8))) is GRU4Rec
+    )
+    assert type(build_encoder(N_ITEMS, MAX_LEN, ModelConfig(hidden=8, heads=2))) is SASRec

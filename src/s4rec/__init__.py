@@ -4,20 +4,23 @@ from .config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from .data.dataset import LeaveOneOut
 from .data.sequences import Sequences
 from .evaluate import Ranker, evaluate, metrics_from_ranks
-from .model import SASRec, pool
+from .model import GRU4Rec, SASRec, SequenceEncoder, build_encoder, pool
 from .train import Trainer
 
 __all__ = [
     "Config",
     "DataConfig",
+    "GRU4Rec",
     "LeaveOneOut",
     "LossConfig",
     "ModelConfig",
     "Ranker",
     "SASRec",
+    "SequenceEncoder",
     "Sequences",
     "TrainConfig",
     "Trainer",
+    "build_encoder",
     "evaluate",
     "metrics_from_ranks",
     "pool",

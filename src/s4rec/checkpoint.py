@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .config import Config
-from .model import SASRec
+from .model import SequenceEncoder, build_encoder
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
@@ -42,10 +42,10 @@ def load_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_model(path: str | Path) -> tuple[Config, SASRec, list[str]]:
+def load_model(path: str | Path) -> tuple[Config, SequenceEncoder, list[str]]:
     """The configuration, the trained encoder (eval mode) and the raw item ids of a checkpoint."""
     state = load_state(path)
     cfg = Config.from_dict(state["config"], where=str(path))
-    model = SASRec(state["n_items"], cfg.data.max_len, cfg.model)
+    model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model)
     model.load_state_dict(state["model"])
     return cfg, model.eval(), list(state["item_ids"])

@@ -32,6 +32,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    encoder: Literal["sasrec", "gru4rec"] = "sasrec"
     hidden: int = 64
     layers: int = 2
     heads: int = 2

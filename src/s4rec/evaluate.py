@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .data.dataset import LeaveOneOut, Split, eval_inputs, left_padded
-from .model import SASRec
+from .model import SequenceEncoder
 
 KS = (5, 10, 20)
 
@@ -62,7 +62,11 @@ class Ranker:
     """
 
     def __init__(
-        self, model: SASRec, data: LeaveOneOut, user_batch: int = 1024, item_chunk: int = 32768
+        self,
+        model: SequenceEncoder,
+        data: LeaveOneOut,
+        user_batch: int = 1024,
+        item_chunk: int = 32768,
     ):
         self.model, self.data = model, data
         self.user_batch, self.item_chunk = user_batch, item_chunk
@@ -146,7 +150,11 @@ class Ranker:
 
 
 def evaluate(
-    model: SASRec, data: LeaveOneOut, split: Split, user_batch: int = 1024, item_chunk: int = 32768
+    model: SequenceEncoder,
+    data: LeaveOneOut,
+    split: Split,
+    user_batch: int = 1024,
+    item_chunk: int = 32768,
 ) -> dict[str, dict[str, float]]:
     """Metrics for all users and for the head and tail groups: {"all": ..., "head": ..., "tail": ...}."""
     ranks = Ranker(model, data, user_batch, item_chunk).ranks(split)

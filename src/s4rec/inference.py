@@ -10,11 +10,16 @@ import torch
 
 from .data.dataset import LeaveOneOut, Split
 from .evaluate import Ranker
-from .model import SASRec
+from .model import SequenceEncoder
 
 
 def write_predictions(
-    model: SASRec, data: LeaveOneOut, split: Split, k: int, path: str | Path, user_batch: int = 1024
+    model: SequenceEncoder,
+    data: LeaveOneOut,
+    split: Split,
+    k: int,
+    path: str | Path,
+    user_batch: int = 1024,
 ) -> None:
     """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically."""
     ids, scores = Ranker(model, data, user_batch).top_k(split, k)
@@ -34,7 +39,7 @@ def write_predictions(
 
 @torch.no_grad()
 def recommend(
-    model: SASRec, item_ids: list[str], history: list[str], k: int = 10
+    model: SequenceEncoder, item_ids: list[str], history: list[str], k: int = 10
 ) -> list[tuple[str, float]]:
     """Top-k (raw item id, score) after a history of raw item ids, history items excluded."""
     index = {raw: i + 1 for i, raw in enumerate(item_ids)}

@@ -28,6 +28,11 @@ METHODS: dict[str, Method] = {
         Method("sasrec", "SASRec trained with the next-item loss only (L_SR, Eq. 1)."),
         Method("s4rec", "S^4Rec: Eq. 14 with the paper's weights.", PAPER_WEIGHTS),
         Method(
+            "gru4rec",
+            "GRU4Rec (Hidasi et al., ICLR'16): a GRU encoder trained with the next-item loss.",
+            {"model.encoder": "gru4rec", "model.layers": 1},
+        ),
+        Method(
             "s4rec-no-csd",
             "S^4Rec without the contrastive + distillation module (Table 3).",
             {**PAPER_WEIGHTS, "s4rec.beta1": 0.0, "s4rec.beta2": 0.0},

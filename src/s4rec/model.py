@@ -65,7 +65,34 @@ class SelfAttentionBlock(nn.Module):
         return self.norm2(x + self.dropout(ff))
 
 
-class SASRec(nn.Module):
+class SequenceEncoder(nn.Module):
+    """What trainer, objectives and evaluator need of an encoder: an item table whose rows
+    score hidden states by dot product, and ``forward(items, last_only)`` giving a hidden
+    state per position of left-padded item ids (B, W) -> (B, W, d), or (B, 1, d)."""
+
+    n_items: int
+    max_len: int
+    item_emb: nn.Embedding
+
+    @property
+    def mask_id(self) -> int:
+        return self.n_items + 1
+
+    def score(self, hidden: Tensor, items: Tensor | None = None) -> Tensor:
+        """Dot-product scores of hidden states (..., d) with all items, ids (...,) or ids (..., n)."""
+        if items is None:
+            return hidden @ self.item_emb.weight.T
+        emb = self.item_emb(items)
+        if emb.dim() > hidden.dim():
+            hidden = hidden.unsqueeze(-2)
+        return (hidden * emb).sum(-1)
+
+    def check_width(self, items: Tensor) -> None:
+        if self.max_len < items.shape[1]:
+            raise ValueError(f"sequence width {items.shape[1]} exceeds max_len {self.max_len}")
+
+
+class SASRec(SequenceEncoder):
     """Self-attentive sequential encoder (Kang & McAuley, ICDM'18), as used by ICLRec and S^4Rec.
 
     Item 0 is padding and item ``n_items + 1`` the mask token used by augmentations.
@@ -88,10 +115,6 @@ class SASRec(nn.Module):
         self.blocks = nn.ModuleList(SelfAttentionBlock(cfg) for _ in range(cfg.layers))
         self.apply(_init_weights)
 
-    @property
-    def mask_id(self) -> int:
-        return self.n_items + 1
-
     def position_ids(self, items: Tensor) -> Tensor:
         """(B, W) position ids of a left-padded batch trimmed to width W <= max_len."""
         B, W = items.shape
@@ -107,9 +130,8 @@ class SASRec(nn.Module):
         ``last_only`` returns (B, 1, d), the last position only, and skips the other
         positions' queries and feed-forward in the top block (same values, less work).
         """
+        self.check_width(items)
         W = items.shape[1]
-        if self.max_len < W:
-            raise ValueError(f"sequence width {W} exceeds max_len {self.max_len}")
         valid = items != 0  # (B, W)
         x = self.item_emb(items) + self.pos_emb(self.position_ids(items))
         x = self.dropout(self.norm(x))
@@ -121,14 +143,45 @@ class SASRec(nn.Module):
             x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         return x
 
-    def score(self, hidden: Tensor, items: Tensor | None = None) -> Tensor:
-        """Dot-product scores of hidden states (..., d) with all items, ids (...,) or ids (..., n)."""
-        if items is None:
-            return hidden @ self.item_emb.weight.T
-        emb = self.item_emb(items)
-        if emb.dim() > hidden.dim():
-            hidden = hidden.unsqueeze(-2)
-        return (hidden * emb).sum(-1)
+
+class GRU4Rec(SequenceEncoder):
+    """Recurrent encoder (Hidasi et al., ICLR'16): item embeddings through a GRU, one hidden
+    state per position, scored against the same item table. Padding never enters the GRU:
+    rows are packed by length."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_items, self.max_len = n_items, max_len
+        self.item_emb = nn.Embedding(n_items + 2, cfg.hidden, padding_idx=0)
+        self.dropout = Dropout(cfg.dropout)
+        self.gru = nn.GRU(cfg.hidden, cfg.hidden, cfg.layers, batch_first=True)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+
+    def forward(self, items: Tensor, last_only: bool = False) -> Tensor:
+        """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
+        self.check_width(items)
+        W = items.shape[1]
+        lengths = (items != 0).sum(1)
+        pads = W - lengths  # (B,)
+        cols = torch.arange(W, device=items.device)
+        left = torch.gather(items, 1, (cols + pads[:, None]).clamp(max=W - 1))  # items first
+        x = self.dropout(self.item_emb(left))  # (B, W, d)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=W)
+        back = (cols - pads[:, None]).clamp(min=0)  # right-align again, as the input was
+        h = self.dropout(torch.gather(out, 1, back[..., None].expand(-1, -1, out.shape[-1])))
+        return h[:, -1:] if last_only else h
+
+
+ENCODERS = {"sasrec": SASRec, "gru4rec": GRU4Rec}
+
+
+def build_encoder(n_items: int, max_len: int, cfg: ModelConfig) -> SequenceEncoder:
+    """The encoder named by ``cfg.encoder``."""
+    return ENCODERS[cfg.encoder](n_items, max_len, cfg)
 
 
 def pool(hidden: Tensor, items: Tensor, how: str = "last", width: int | None = None) -> Tensor:

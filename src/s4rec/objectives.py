@@ -21,7 +21,7 @@ from .losses import (
     SequenceContrastiveLoss,
     sinkhorn,
 )
-from .model import HeadTailClassifier, Prototypes, SASRec, pool
+from .model import HeadTailClassifier, Prototypes, SequenceEncoder, pool
 
 
 @dataclass
@@ -45,7 +45,7 @@ def _in_batch_order(parts: list[Tensor], rows: list[Tensor]) -> Tensor:
     return torch.cat(parts)[torch.argsort(torch.cat(rows))]
 
 
-def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
+def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
     hidden, targets, negatives, sequence = [], [], [], []
     for chunk in batch.chunks:
@@ -64,7 +64,7 @@ def encode(model: SASRec, batch: Batch, pooling: str) -> Encoded:
     )
 
 
-def encode_pooled(model: SASRec, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
+def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
     """Each pooling (N, D) of the encoder output for left-padded sequences (N, W), from one
     pass run in length buckets."""
     parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
@@ -78,14 +78,14 @@ def encode_pooled(model: SASRec, items: Tensor, poolings: tuple[str, ...]) -> li
     return [_in_batch_order(parts[p], rows) for p in poolings]
 
 
-def encode_by_length(model: SASRec, items: Tensor, pooling: str) -> Tensor:
+def encode_by_length(model: SequenceEncoder, items: Tensor, pooling: str) -> Tensor:
     """(N, D) pooled representations of left-padded sequences (N, W), run in length buckets."""
     return encode_pooled(model, items, (pooling,))[0]
 
 
 @torch.no_grad()
 def training_representations(
-    model: SASRec, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
+    model: SequenceEncoder, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
 ) -> Tensor:
     """(U, d) z_u of every user's whole training sequence (the input that predicts validation)."""
     was_training = model.training
@@ -99,7 +99,7 @@ def training_representations(
 
 
 def encode_views(
-    model: SASRec, batch: Batch, poolings: tuple[str, ...]
+    model: SequenceEncoder, batch: Batch, poolings: tuple[str, ...]
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Pooling -> (B, D) representations of the two augmented views of every sample.
 
@@ -120,7 +120,7 @@ def encode_views(
 class NextItemObjective(nn.Module):
     """L_SR (Eq. 1) with the configured next-item loss."""
 
-    def __init__(self, model: SASRec, cfg: Config) -> None:
+    def __init__(self, model: SequenceEncoder, cfg: Config) -> None:
         super().__init__()
         self.model = model
         self.kind = cfg.loss.next_item
@@ -164,7 +164,7 @@ class S4RecObjective(NextItemObjective):
     intents are per-epoch K-means centroids (SR+CSD, and ICLRec with its ``icl`` term).
     """
 
-    def __init__(self, model: SASRec, cfg: Config, is_head: Tensor) -> None:
+    def __init__(self, model: SequenceEncoder, cfg: Config, is_head: Tensor) -> None:
         super().__init__(model, cfg)
         s = self.s = cfg.s4rec
         self.max_len, self.seed = cfg.data.max_len, cfg.train.seed
@@ -244,7 +244,7 @@ def reversal_scale(s: S4RecConfig, step: int) -> float:
     return s.grl_scale * min(1.0, (step + 1) / s.grl_warmup_steps)
 
 
-def build_objective(model: SASRec, cfg: Config, is_head: Tensor) -> NextItemObjective:
+def build_objective(model: SequenceEncoder, cfg: Config, is_head: Tensor) -> NextItemObjective:
     """S^4Rec's joint objective when any of its terms has a weight, else the next-item loss alone."""
     return (
         S4RecObjective(model, cfg, is_head) if cfg.s4rec.enabled else NextItemObjective(model, cfg)

@@ -19,7 +19,7 @@ from .config import Config
 from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut, TrainLoader, training_samples
 from .evaluate import evaluate
-from .model import SASRec
+from .model import SequenceEncoder, build_encoder
 from .objectives import build_objective
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def load_data(cfg: Config) -> LeaveOneOut:
     return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
 
 
-def build_model(cfg: Config, n_items: int) -> SASRec:
-    return SASRec(n_items, cfg.data.max_len, cfg.model)
+def build_model(cfg: Config, n_items: int) -> SequenceEncoder:
+    return build_encoder(n_items, cfg.data.max_len, cfg.model)
 
 
 @dataclass
