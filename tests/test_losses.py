@@ -11,7 +11,7 @@ import torch
 from s4rec.config import Config, ModelConfig
 from s4rec.data.dataset import LeaveOneOut, make_batch, training_samples
 from s4rec.data.sequences import Sequences
-from s4rec.losses import BCENextItemLoss, CENextItemLoss, SampledCENextItemLoss
+from s4rec.losses import BCENextItemLoss, BPRNextItemLoss, CENextItemLoss, SampledCENextItemLoss
 from s4rec.model import SASRec
 from s4rec.objectives import NextItemObjective, encode
 
@@ -33,6 +33,17 @@ def test_bce_by_hand() -> None:
 def test_bce_stable_for_large_scores() -> None:
     loss = BCENextItemLoss()(torch.tensor([-200.0]), torch.tensor([[200.0]]))
     assert loss.item() == pytest.approx(400.0)
+
+
+def test_bpr_by_hand() -> None:
+    pos = torch.tensor([2.0, -1.0])
+    neg = torch.tensor([[0.5, -0.5], [1.0, 3.0]])
+    pairs = [2.0 - 0.5, 2.0 + 0.5, -1.0 - 1.0, -1.0 - 3.0]
+    expected = sum(-math.log(sigmoid(x)) for x in pairs) / 4
+    assert BPRNextItemLoss()(pos, neg).item() == pytest.approx(expected, rel=1e-6)
+    assert BPRNextItemLoss()(torch.tensor([-200.0]), torch.tensor([[200.0]])).item() == (
+        pytest.approx(400.0)
+    )
 
 
 def test_ce_by_hand() -> None:

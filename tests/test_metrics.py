@@ -32,7 +32,9 @@ class ScoreTable(nn.Module):
             self.item_emb.weight.copy_(torch.eye(n))
         self.table = torch.zeros(n, n)
 
-    def forward(self, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, last_only: bool = False, users: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.table[items[:, -1:] if last_only else items]
 
 

@@ -204,3 +204,16 @@ def test_build_encoder_by_name() -> None:
         type(build_encoder(N_ITEMS, MAX_LEN, ModelConfig(encoder="gru4rec", hidden=8))) is GRU4Rec
     )
     assert type(build_encoder(N_ITEMS, MAX_LEN, ModelConfig(hidden=8, heads=2))) is SASRec
+
+
+def test_matrix_factorization_scores_known_users_only() -> None:
+    cfg = ModelConfig(encoder="mf", hidden=8)
+    model = build_encoder(N_ITEMS, MAX_LEN, cfg, n_users=5).eval()
+    items = torch.cat([padded(SEQ, 10), padded([4, 4, 7], 10)])
+    h = model(items, users=torch.tensor([3, 1]))
+    assert h.shape == (2, 10, 8)
+    torch.testing.assert_close(h[0, 0], h[0, -1])  # the same state at every position
+    torch.testing.assert_close(h[1, -1], model.user_emb.weight[1])
+    assert model(items, last_only=True, users=torch.tensor([3, 1])).shape == (2, 1, 8)
+    with pytest.raises(ValueError, match="known users only"):
+        model(items)

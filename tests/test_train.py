@@ -54,14 +54,26 @@ def test_gru4rec_beats_popularity(tmp_path: Path) -> None:
     assert cfg2.model.encoder == "gru4rec" and type(model).__name__ == "GRU4Rec"
 
 
+def test_pop_is_the_popularity_ranking(tmp_path: Path) -> None:
+    """method pop: nothing trained, and exactly the brute-force popularity ranking."""
+    trainer = Trainer(apply_method(tiny_config(*SMOKE), "pop"), tmp_path)
+    results = trainer.fit()
+    assert results["epochs"] == 0 and (tmp_path / "best.pt").exists()
+    for split in ("valid", "test"):
+        expected = popularity_ndcg(trainer.data, split, 10)
+        assert trainer.evaluate(split)["all"]["NDCG@10"] == pytest.approx(expected, abs=1e-9)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_and_evaluates(method: str, tmp_path: Path) -> None:
     """Smoke run of every method on synthetic data: finite losses, metrics, a checkpoint."""
     cfg = apply_method(tiny_config("train.epochs=1", "s4rec.prototypes=8"), method)
     results = Trainer(cfg, tmp_path).fit()
     assert results["method"] == method and 0.0 <= results["test"]["NDCG@10"] <= 1.0
-    log = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-    assert log["loss"] and all(torch.isfinite(torch.tensor(v)) for v in log["loss"].values())
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == cfg.train.epochs  # 0 for pop, which trains nothing
+    for log in map(json.loads, lines):
+        assert log["loss"] and all(torch.isfinite(torch.tensor(v)) for v in log["loss"].values())
     load_model(tmp_path / "best.pt")
 
 

@@ -46,6 +46,6 @@ def load_model(path: str | Path) -> tuple[Config, SequenceEncoder, list[str]]:
     """The configuration, the trained encoder (eval mode) and the raw item ids of a checkpoint."""
     state = load_state(path)
     cfg = Config.from_dict(state["config"], where=str(path))
-    model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model)
+    model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model, state.get("n_users", 0))
     model.load_state_dict(state["model"])
     return cfg, model.eval(), list(state["item_ids"])

@@ -32,7 +32,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: Literal["sasrec", "gru4rec"] = "sasrec"
+    encoder: Literal["sasrec", "gru4rec", "pop", "mf"] = "sasrec"
     hidden: int = 64
     layers: int = 2
     heads: int = 2
@@ -45,8 +45,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    next_item: Literal["bce", "ce", "sampled_ce"] = "bce"
-    negatives: int = 1  # per position for "bce"; shared per batch for "sampled_ce"
+    next_item: Literal["bce", "bpr", "ce", "sampled_ce"] = "bce"
+    negatives: int = 1  # per position for "bce"/"bpr"; shared per batch for "sampled_ce"
 
 
 OPERATORS = ("crop", "mask", "reorder", "insert")

@@ -82,7 +82,7 @@ class Ranker:
         ]
         for i in range(0, len(order), self.user_batch):
             u = order[i : i + self.user_batch]
-            z = self.model(eval_inputs(data, split, u, L), last_only=True)[:, -1]  # (b, d)
+            z = self.model(eval_inputs(data, split, u, L), last_only=True, users=u)[:, -1]  # (b, d)
             hist_len = end[u] - data.starts[u]
             history = left_padded(data.flat, data.starts[u], end[u], int(hist_len.max()))
             yield u, z, history

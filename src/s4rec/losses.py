@@ -20,6 +20,14 @@ class BCENextItemLoss(nn.Module):
         return (F.softplus(-pos) + F.softplus(neg).mean(-1)).mean()
 
 
+class BPRNextItemLoss(nn.Module):
+    """Next-item loss as Bayesian personalised ranking: ``-log sigmoid(s_pos - s_neg)``,
+    averaged over positions and their sampled negatives. pos: (N,); neg: (N, M)."""
+
+    def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
+        return F.softplus(neg - pos.unsqueeze(-1)).mean()
+
+
 class CENextItemLoss(nn.Module):
     """Next-item loss L_SR (Eq. 1) as softmax cross-entropy over every item.
 

@@ -28,6 +28,17 @@ METHODS: dict[str, Method] = {
         Method("sasrec", "SASRec trained with the next-item loss only (L_SR, Eq. 1)."),
         Method("s4rec", "S^4Rec: Eq. 14 with the paper's weights.", PAPER_WEIGHTS),
         Method(
+            "pop",
+            "Popularity: every user gets the items ranked by training count (nothing trained).",
+            {"model.encoder": "pop", "train.epochs": 0},
+        ),
+        Method(
+            "bprmf",
+            "BPR-MF (Rendle et al., UAI'09): user and item embeddings trained with BPR against "
+            "one sampled negative per training interaction.",
+            {"model.encoder": "mf", "loss.next_item": "bpr"},
+        ),
+        Method(
             "gru4rec",
             "GRU4Rec (Hidasi et al., ICLR'16): a GRU encoder trained with the next-item loss.",
             {"model.encoder": "gru4rec", "model.layers": 1},

@@ -67,8 +67,9 @@ class SelfAttentionBlock(nn.Module):
 
 class SequenceEncoder(nn.Module):
     """What trainer, objectives and evaluator need of an encoder: an item table whose rows
-    score hidden states by dot product, and ``forward(items, last_only)`` giving a hidden
-    state per position of left-padded item ids (B, W) -> (B, W, d), or (B, 1, d)."""
+    score hidden states by dot product, and ``forward(items, last_only, users)`` giving a
+    hidden state per position of left-padded item ids (B, W) -> (B, W, d), or (B, 1, d).
+    ``users`` (B,) is given wherever the users are known; only user-embedding models use it."""
 
     n_items: int
     max_len: int
@@ -124,7 +125,9 @@ class SASRec(SequenceEncoder):
         lengths = (items != 0).sum(1, keepdim=True)
         return (cols - (W - lengths)).clamp(min=0)
 
-    def forward(self, items: Tensor, last_only: bool = False) -> Tensor:
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
         """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless.
 
         ``last_only`` returns (B, 1, d), the last position only, and skips the other
@@ -157,7 +160,9 @@ class GRU4Rec(SequenceEncoder):
         self.gru = nn.GRU(cfg.hidden, cfg.hidden, cfg.layers, batch_first=True)
         nn.init.normal_(self.item_emb.weight, std=0.02)
 
-    def forward(self, items: Tensor, last_only: bool = False) -> Tensor:
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
         """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
         self.check_width(items)
         W = items.shape[1]
@@ -176,11 +181,60 @@ class GRU4Rec(SequenceEncoder):
         return h[:, -1:] if last_only else h
 
 
-ENCODERS = {"sasrec": SASRec, "gru4rec": GRU4Rec}
+class Popularity(SequenceEncoder):
+    """The popularity floor: every history gets the same hidden state (1,) and the item
+    table holds log(1 + training count), so all users see items ranked by popularity
+    (their own history excluded, as always). Nothing to train: set the counts with
+    ``fit_counts`` and train zero epochs."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_items, self.max_len = n_items, max_len
+        self.item_emb = nn.Embedding(n_items + 2, 1).requires_grad_(False)
+        nn.init.zeros_(self.item_emb.weight)
+
+    def fit_counts(self, counts: Tensor) -> None:
+        self.item_emb.weight.copy_(torch.log1p(counts.float())[:, None])
+
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
+        self.check_width(items)
+        return torch.ones(len(items), 1 if last_only else items.shape[1], 1)
 
 
-def build_encoder(n_items: int, max_len: int, cfg: ModelConfig) -> SequenceEncoder:
-    """The encoder named by ``cfg.encoder``."""
+class MatrixFactorization(SequenceEncoder):
+    """BPR-MF (Rendle et al., UAI'09): one embedding per user, the same at every position;
+    the history itself is ignored, so it can only score users seen in training."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig, n_users: int) -> None:
+        super().__init__()
+        self.n_items, self.max_len = n_items, max_len
+        self.item_emb = nn.Embedding(n_items + 2, cfg.hidden, padding_idx=0)
+        self.user_emb = nn.Embedding(n_users, cfg.hidden)
+        for table in (self.item_emb, self.user_emb):
+            nn.init.normal_(table.weight, std=0.02)
+
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
+        self.check_width(items)
+        if users is None:
+            raise ValueError(
+                "a matrix-factorisation model scores known users only, not a new history"
+            )
+        return self.user_emb(users)[:, None].expand(-1, 1 if last_only else items.shape[1], -1)
+
+
+ENCODERS = {"sasrec": SASRec, "gru4rec": GRU4Rec, "pop": Popularity}
+
+
+def build_encoder(
+    n_items: int, max_len: int, cfg: ModelConfig, n_users: int = 0
+) -> SequenceEncoder:
+    """The encoder named by ``cfg.encoder`` ("mf" needs the number of users)."""
+    if cfg.encoder == "mf":
+        return MatrixFactorization(n_items, max_len, cfg, n_users)
     return ENCODERS[cfg.encoder](n_items, max_len, cfg)
 
 

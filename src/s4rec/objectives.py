@@ -13,6 +13,7 @@ from .data.dataset import Batch, LeaveOneOut, eval_inputs, width_buckets
 from .kmeans import kmeans, nearest
 from .losses import (
     BCENextItemLoss,
+    BPRNextItemLoss,
     CENextItemLoss,
     ClusterLoss,
     DistillationLoss,
@@ -30,7 +31,7 @@ class Encoded:
 
     hidden: Tensor  # (N, d) hidden state at every trained position
     targets: Tensor  # (N,) true next item there
-    negatives: Tensor | None  # (N, n) per-position negatives ("bce"), if sampled
+    negatives: Tensor | None  # (N, n) per-position negatives ("bce", "bpr"), if sampled
     sequence: Tensor  # (B, d) pooled representation of each sample, in batch order
 
 
@@ -49,7 +50,7 @@ def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
     hidden, targets, negatives, sequence = [], [], [], []
     for chunk in batch.chunks:
-        h = model(chunk.items)  # (b, W, d)
+        h = model(chunk.items, users=chunk.users)  # (b, W, d)
         at = chunk.targets != 0
         hidden.append(h[at])
         targets.append(chunk.targets[at])
@@ -127,13 +128,14 @@ class NextItemObjective(nn.Module):
         self.pooling = cfg.model.pooling
         self.loss = {
             "bce": BCENextItemLoss,
+            "bpr": BPRNextItemLoss,
             "ce": CENextItemLoss,
             "sampled_ce": SampledCENextItemLoss,
         }[self.kind]()
 
     def next_item_loss(self, enc: Encoded, batch: Batch) -> Tensor:
         m = self.model
-        if self.kind == "bce":
+        if self.kind in ("bce", "bpr"):
             return self.loss(m.score(enc.hidden, enc.targets), m.score(enc.hidden, enc.negatives))
         if self.kind == "ce":
             logits = enc.hidden @ m.item_emb.weight[1 : m.n_items + 1].T  # (N, n_items)

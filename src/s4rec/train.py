@@ -19,7 +19,7 @@ from .config import Config
 from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut, TrainLoader, training_samples
 from .evaluate import evaluate
-from .model import SequenceEncoder, build_encoder
+from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def load_data(cfg: Config) -> LeaveOneOut:
     return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
 
 
-def build_model(cfg: Config, n_items: int) -> SequenceEncoder:
-    return build_encoder(n_items, cfg.data.max_len, cfg.model)
+def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
+    return build_encoder(data.n_items, cfg.data.max_len, cfg.model, data.n_users)
 
 
 @dataclass
@@ -70,7 +70,9 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
-        self.model = build_model(cfg, self.data.n_items)
+        self.model = build_model(cfg, self.data)
+        if isinstance(self.model, Popularity):
+            self.model.fit_counts(self.data.item_counts())
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
@@ -94,6 +96,7 @@ class Trainer:
             "format": "s4rec/1",
             "config": self.cfg.to_dict(),
             "n_items": self.data.n_items,
+            "n_users": self.data.n_users,
             "item_ids": list(self.data.seqs.item_ids),
         }
 
@@ -210,7 +213,12 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
-        """Reload the best checkpoint, evaluate validation and test, write results.json."""
+        """Reload the best checkpoint, evaluate validation and test, write results.json.
+
+        With no epoch trained (``train.epochs=0``, e.g. popularity) the model as built is the best.
+        """
+        if self.main and not (self.out / "best.pt").exists():
+            self._save_best(self.evaluate("valid")["all"])
         best = load_state(self.out / "best.pt")
         self.model.load_state_dict(best["model"])
         valid, test = self.evaluate("valid"), self.evaluate("test")

@@ -33,7 +33,7 @@ class Chunk:
     users: Tensor  # (b,) user indices
     items: Tensor  # (b, W) input item ids, 0 = padding
     targets: Tensor  # (b, W) next-item targets, 0 = no loss at this position
-    negatives: Tensor | None = None  # (b, W, n) sampled negatives per target ("bce")
+    negatives: Tensor | None = None  # (b, W, n) sampled negatives per target ("bce", "bpr")
     views: tuple[Tensor, Tensor] | None = None  # two augmented copies of items (b, W')
 
 
@@ -96,6 +96,10 @@ class LeaveOneOut:
             torch.cumsum(self.train_lengths, 0) - self.train_lengths, self.train_lengths
         )
         return user, self.flat[self.starts[user] + pos]
+
+    def item_counts(self) -> Tensor:
+        """(n_items + 2,) how often each item occurs in the training parts (0 for specials)."""
+        return torch.bincount(self._training_interactions()[1], minlength=self.n_items + 2)
 
     def in_training(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool mask: is ``items[i]`` in the training part of ``users[i]``'s sequence?"""
@@ -287,7 +291,7 @@ class TrainLoader:
                 1, self.data.n_items + 1, (self.negatives,), generator=self.generator
             )
             return replace(batch, shared_negatives=shared)
-        if self.loss != "bce":
+        if self.loss not in ("bce", "bpr"):
             return batch
         chunks = []
         for c in batch.chunks:
