@@ -35,6 +35,8 @@ def epoch_split(log: Path) -> dict[str, float]:
     """Median seconds per epoch of training (K-means step included), of the K-means step
     (per-epoch intents) and of validation, from the run's metrics.jsonl."""
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not rows:  # nothing trained (pop)
+        return {}
     return {
         key: round(statistics.median(r.get(f"{key}_seconds", 0.0) for r in rows), 3)
         for key in ("train", "cluster", "eval")
