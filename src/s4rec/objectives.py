@@ -223,10 +223,8 @@ class S4RecObjective(NextItemObjective):
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
             if s.icl > 0:  # ICLRec: each view against its sequence's intent, mean over views
                 c = mu[assigned]
-                pair = (None, None, assigned)
-                terms["intent"] = (
-                    self.contrastive(z1, c, *pair) + self.contrastive(z2, c, *pair)
-                ) / 2
+                one, two = (self.contrastive(v, c, groups=assigned) for v in (z1, z2))
+                terms["intent"] = (one + two) / 2
         if s.lam > 0:
             logits = self.classifier(z, reversal_scale(s, int(self.steps)))
             terms["adversarial"] = self.adversarial(logits, self.is_head[batch.users])
