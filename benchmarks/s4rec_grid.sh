@@ -20,7 +20,7 @@ table3() {
 }
 table4() {
   for k in 32 512 64 256; do
-    run --dataset beauty --method s4rec --seed 1 --set s4rec.prototypes="$k" --tag "-k$k"
+    run --dataset beauty --method s4rec --seed 1 --set s4rec.prototypes="$k" --tag="-k$k"
   done
 }
 ce() { run --dataset beauty --method s4rec --protocol ce --seed 1; }
