@@ -2,7 +2,7 @@
 # S^4Rec benchmarks, one lane: the named tables run one after another with one thread.
 # Finished runs are skipped and interrupted ones resume. Needs S4REC_DATA.
 #   table2: sasrec and s4rec on Beauty for each seed in $SEEDS, then seed 1 on toys, sports, ml-1m
-#   table3: the ablations with online clustering on Beauty, each seed in $SEEDS
+#   table3: the ablations on Beauty (online clustering, then K-means: SR+CSD, SR+CSD+GR), each seed in $SEEDS
 #   table4: K in 32 512 64 256 on Beauty, seed 1 (K = 128 is table2's s4rec run)
 #   ce:     s4rec under the CE protocol (configs/ce.yaml) on Beauty, seed 1
 # Usage: [SEEDS="1 2 3"] s4rec_grid.sh TABLE...   (two lanes fill two cores:
@@ -16,7 +16,9 @@ table2() {
   for d in toys sports ml-1m; do for m in sasrec s4rec; do run --dataset "$d" --method "$m" --seed 1; done; done
 }
 table3() {
-  for s in $SEEDS; do for m in s4rec-no-csd s4rec-no-gr; do run --dataset beauty --method "$m" --seed "$s"; done; done
+  for s in $SEEDS; do
+    for m in s4rec-no-csd s4rec-no-gr sr+csd sr+csd+gr; do run --dataset beauty --method "$m" --seed "$s"; done
+  done
 }
 table4() {
   for k in 32 512 64 256; do
