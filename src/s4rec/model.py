@@ -200,7 +200,7 @@ class Popularity(SequenceEncoder):
         self, items: Tensor, last_only: bool = False, users: Tensor | None = None
     ) -> Tensor:
         self.check_width(items)
-        return torch.ones(len(items), 1 if last_only else items.shape[1], 1)
+        return torch.ones(len(items), 1 if last_only else items.shape[1], 1, device=items.device)
 
 
 class MatrixFactorization(SequenceEncoder):
