@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, popularity_ndcg, tiny_config
-from s4rec.checkpoint import load_model, load_state
+from s4rec.checkpoint import load_model, load_state, save_atomic
 from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut, eval_inputs
 from s4rec.data.readers import read_sequence_text
@@ -257,6 +257,20 @@ def test_resume_of_finished_run_and_config_mismatch(
     assert results["epochs"] == 4 and results["test"] == expected["test"]
     with pytest.raises(ValueError, match="another configuration"):
         Trainer(tiny_config(*RESUME, "train.lr=0.01"), tmp_path, data).fit(resume=True)
+
+
+def test_resume_of_a_checkpoint_from_before_an_option_existed(
+    uninterrupted: tuple[Path, LeaveOneOut], tmp_path: Path
+) -> None:
+    """A last.pt written before a configuration option was added resumes with its default."""
+    full, data = uninterrupted
+    for name in ("config.yaml", "metrics.jsonl", "best.pt"):
+        (tmp_path / name).write_bytes((full / name).read_bytes())
+    state = load_state(full / "last.pt")
+    del state["config"]["s4rec"]["icl"], state["config"]["model"]["encoder"]
+    save_atomic(state, tmp_path / "last.pt")
+    results = Trainer(tiny_config(*RESUME), tmp_path, data).fit(resume=True)
+    assert results["epochs"] == 4
 
 
 # ---------------------------------------------------------------- Beauty slice

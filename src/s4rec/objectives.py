@@ -171,7 +171,10 @@ class S4RecObjective(NextItemObjective):
         s = self.s = cfg.s4rec
         self.max_len, self.seed = cfg.data.max_len, cfg.train.seed
         self.prototypes = Prototypes(s.prototypes, cfg.model.hidden)
-        self.register_buffer("centroids", torch.zeros(s.prototypes, cfg.model.hidden))
+        # K-means intents: recomputed at every epoch's start, so not part of a checkpoint
+        self.register_buffer(
+            "centroids", torch.zeros(s.prototypes, cfg.model.hidden), persistent=False
+        )
         self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
         self.contrastive = SequenceContrastiveLoss(s.tau2, s.similarity)

@@ -127,7 +127,8 @@ class Trainer:
 
     def _resume(self) -> None:
         state = load_state(self.out / "last.pt")
-        if state["config"] != self.cfg.to_dict():
+        saved = Config.from_dict(state["config"], where=str(self.out / "last.pt"))
+        if saved.to_dict() != self.cfg.to_dict():  # options added since then take defaults
             raise ValueError(
                 f"{self.out / 'last.pt'} was written with another configuration; not resuming"
             )
