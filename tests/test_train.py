@@ -271,6 +271,11 @@ def test_resume_of_a_checkpoint_from_before_an_option_existed(
     save_atomic(state, tmp_path / "last.pt")
     results = Trainer(tiny_config(*RESUME), tmp_path, data).fit(resume=True)
     assert results["epochs"] == 4
+    state["model"]["model.extra"] = torch.zeros(1)  # but not a checkpoint of another model
+    state["progress"]["epoch"] = 2
+    save_atomic(state, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="does not fit this model"):
+        Trainer(tiny_config(*RESUME), tmp_path, data).fit(resume=True)
 
 
 # ---------------------------------------------------------------- Beauty slice

@@ -132,7 +132,13 @@ class Trainer:
             raise ValueError(
                 f"{self.out / 'last.pt'} was written with another configuration; not resuming"
             )
-        self.objective.load_state_dict(state["model"])
+        missing, unexpected = self.objective.load_state_dict(state["model"], strict=False)
+        unexpected = [k for k in unexpected if k != "centroids"]  # saved by earlier versions
+        if missing or unexpected:
+            raise ValueError(
+                f"{self.out / 'last.pt'} does not fit this model: missing {missing},"
+                f" unexpected {unexpected}; not resuming"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
