@@ -74,16 +74,15 @@ class S4RecConfig:
     prototypes: int = 128  # K
     tau1: float = 0.1  # soft assignment temperature (Eq. 3)
     tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
+    tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     similarity: Literal["cosine", "dot"] = "cosine"  # of L_SCL (Eq. 9); "dot": CL4SRec/ICLRec code
     intent_negatives: bool = True  # prototypes as extra negatives in L_SCL (off: CL4SRec's loss)
     contrast_on: Literal["sequence", "flat"] = "sequence"  # L_SCL on z, or on every position
-    clustering: Literal["online", "kmeans"] = (
-        "online"  # prototypes + Sinkhorn, or per-epoch K-means
-    )
+    # "online": trainable prototypes + Sinkhorn; "kmeans": centroids refit at each epoch's start
+    clustering: Literal["online", "kmeans"] = "online"
     kmeans_iters: int = 20  # Lloyd iterations per epoch ("kmeans")
     kmeans_restarts: int = 1  # keep the best of this many K-means runs
     icl: float = 0.0  # weight of ICLRec's intent contrastive loss (views vs. their intent)
-    tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3
     freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move

@@ -48,7 +48,11 @@ def load_data(cfg: Config) -> LeaveOneOut:
 
 
 def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
-    return build_encoder(data.n_items, cfg.data.max_len, cfg.model, data.n_users)
+    """The configured encoder, with what it takes from the data (users; popularity counts)."""
+    model = build_encoder(data.n_items, cfg.data.max_len, cfg.model, data.n_users)
+    if isinstance(model, Popularity):
+        model.fit_counts(data.item_counts())
+    return model
 
 
 @dataclass
@@ -71,8 +75,6 @@ class Trainer:
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
         self.model = build_model(cfg, self.data)
-        if isinstance(self.model, Popularity):
-            self.model.fit_counts(self.data.item_counts())
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay

@@ -99,7 +99,7 @@ class LeaveOneOut:
 
     def item_counts(self) -> Tensor:
         """(n_items + 2,) how often each item occurs in the training parts (0 for specials)."""
-        return torch.bincount(self._training_interactions()[1], minlength=self.n_items + 2)
+        return torch.bincount(self.train_items, minlength=self.n_items + 2)
 
     def in_training(self, users: Tensor, items: Tensor) -> Tensor:
         """Bool mask: is ``items[i]`` in the training part of ``users[i]``'s sequence?"""
