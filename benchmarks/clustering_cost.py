@@ -11,13 +11,12 @@ epoch (sr+csd, iclrec): encoding every user's training sequence, and K-means (K 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
 import torch
 
-from common import ROOT, commit, provenance, write_result
+from common import ROOT, commit, provenance, timed, write_result
 from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
@@ -27,16 +26,6 @@ from s4rec.objectives import training_representations
 from s4rec.train import Trainer
 
 
-def median_seconds(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls, and the last call's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def measure(n_users: int, k: int, iters: int, repeats: int) -> dict:
     data = LeaveOneOut(make_synthetic(n_users=n_users, n_items=12000, max_len=50, seed=0).sequences)
     cfg = apply_method(Config.load(ROOT / "configs" / "paper-bce.yaml"), "s4rec")
@@ -44,12 +33,12 @@ def measure(n_users: int, k: int, iters: int, repeats: int) -> dict:
     g = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, data)
-        epoch_s, _ = median_seconds(trainer.train_epoch, repeats)
-        encode_s, z = median_seconds(
+        epoch_s, _, _ = timed(trainer.train_epoch, repeats)
+        encode_s, _, z = timed(
             lambda: training_representations(trainer.model, data, cfg.data.max_len, "mean"),
             repeats,
         )
-        kmeans_s, _ = median_seconds(lambda: kmeans(z, k, iters, 1, g), repeats)
+        kmeans_s, _, _ = timed(lambda: kmeans(z, k, iters, 1, g), repeats)
     added = encode_s + kmeans_s
     return {"users": data.n_users, "items": data.n_items, "s4rec_epoch_seconds": round(epoch_s, 2),
             "encode_seconds": round(encode_s, 2), "kmeans_seconds": round(kmeans_s, 2),

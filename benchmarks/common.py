@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,16 @@ def provenance(wall_seconds: float, code_commit: str) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "wall_seconds": round(wall_seconds, 2),
     }
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
+    """Median wall time of ``repeats`` calls of ``fn``, every time (rounded), the last result."""
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), [round(t, 3) for t in times], out
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, commit, provenance, write_result
+from common import ROOT, commit, provenance, timed, write_result
 from s4rec.config import Config
 from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
@@ -35,15 +35,6 @@ EPOCHS = {  # name: (protocol config, method, layers) on Beauty
 }
 
 
-def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), [round(t, 3) for t in times]
-
-
 def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int) -> dict:
     """Median epoch time of each (protocol, method, layers), the epochs interleaved so that
     machine noise hits all of them alike."""
@@ -55,7 +46,7 @@ def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repea
             trainers[name] = Trainer(cfg, f"{out}/{name}", data)
         for _ in range(repeats):
             for name, trainer in trainers.items():
-                times[name].append(median_seconds(trainer.train_epoch, 1)[0])
+                times[name].append(timed(trainer.train_epoch, 1)[0])
     result = {}
     for name, trainer in trainers.items():
         tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
@@ -128,7 +119,7 @@ def main() -> None:
         epochs["s4rec_bce"]["seconds_median"] / epochs["sasrec_bce"]["seconds_median"], 3
     )
     model = SASRec(data.n_items, 50, Config().model)
-    med, all_ = median_seconds(lambda: evaluate(model, data, "test"), args.repeats)
+    med, all_, _ = timed(lambda: evaluate(model, data, "test"), args.repeats)
     result["evaluation"] = {"users": data.n_users, "seconds_median": round(med, 3), "seconds": all_}
     result["evaluation_memory"] = eval_memory(args.threads)
     torch.set_num_threads(args.threads)
