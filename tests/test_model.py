@@ -1,4 +1,5 @@
-"""SASRec encoder: causality, the every-prefix property, padding invariance, pooling."""
+"""Encoders: SASRec causality, the every-prefix property, padding invariance, pooling; GRU4Rec,
+BPR-MF, BERT4Rec and Caser."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from s4rec.config import ModelConfig
-from s4rec.model import GRU4Rec, SASRec, build_encoder, pool
+from s4rec.model import BERT4Rec, Caser, GRU4Rec, SASRec, build_encoder, pool
 
 N_ITEMS, MAX_LEN = 30, 20
 
@@ -215,5 +216,76 @@ def test_matrix_factorization_scores_known_users_only() -> None:
     torch.testing.assert_close(h[0, 0], h[0, -1])  # the same state at every position
     torch.testing.assert_close(h[1, -1], model.user_emb.weight[1])
     assert model(items, last_only=True, users=torch.tensor([3, 1])).shape == (2, 1, 8)
+    with pytest.raises(ValueError, match="known users only"):
+        model(items)
+
+
+def make_bert(seed: int = 0) -> BERT4Rec:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(encoder="bert4rec", hidden=16, layers=2, heads=2, inner=32)
+    return build_encoder(N_ITEMS, MAX_LEN, cfg).eval()
+
+
+def test_bert4rec_is_bidirectional_and_predicts_at_an_appended_mask() -> None:
+    model = make_bert()
+    items = padded(SEQ, 10)
+    later = items.clone()
+    later[0, -1] = 2  # change the newest item
+    both = model.bidirectional(torch.cat([items, later]))
+    assert not torch.allclose(both[0, 3], both[1, 3])  # an early position sees a later item
+    mask = torch.full((1, 1), model.mask_id)
+    expected = model.bidirectional(torch.cat([items, mask], 1))[:, -1]
+    out = model(items)
+    assert out.shape == (1, 10, 16)
+    torch.testing.assert_close(out[:, -1], expected)
+    torch.testing.assert_close(model(items, last_only=True)[:, -1], expected)
+    torch.testing.assert_close(model(padded(SEQ, 14))[:, -1], expected, rtol=0, atol=1e-5)
+    full = torch.arange(1, MAX_LEN + 1)[None]  # at max_len the oldest item makes room
+    torch.testing.assert_close(
+        model(full)[:, -1], model.bidirectional(torch.cat([full[:, 1:], mask], 1))[:, -1]
+    )
+
+
+def make_caser(seed: int = 0) -> Caser:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(encoder="caser", hidden=4, window=3, vertical_filters=2, horizontal_filters=3)
+    return build_encoder(N_ITEMS, MAX_LEN, cfg, n_users=4).eval()
+
+
+def caser_by_hand(model: Caser, window: list[int], user: int) -> torch.Tensor:
+    """Caser's hidden state for one window of L item ids, one filter and one number at a time."""
+    e = model.input_emb.weight[torch.tensor(window)]  # (L, d)
+    L, d = e.shape
+    features = []
+    for n in range(model.vertical.out_channels):  # vertical: a weighted sum of the L rows
+        w = model.vertical.weight[n, 0, :, 0]
+        features += [
+            sum(w[i] * e[i, j] for i in range(L)) + model.vertical.bias[n] for j in range(d)
+        ]
+    for conv in model.horizontal:  # horizontal: h x d filters slid over time, max-pooled
+        h = conv.weight.shape[2]
+        for n in range(conv.out_channels):
+            acts = [
+                ((conv.weight[n, 0] * e[t : t + h]).sum() + conv.bias[n]).relu()
+                for t in range(L - h + 1)
+            ]
+            features.append(max(acts))
+    z = (model.fc.weight @ torch.stack(features) + model.fc.bias).relu()
+    return torch.cat([z, model.user_emb.weight[user]])
+
+
+@torch.no_grad()
+def test_caser_equals_a_hand_computation_and_sees_only_its_window() -> None:
+    model = make_caser()
+    items = padded(SEQ, 10)
+    users = torch.tensor([2])
+    h = model(items, users=users)
+    assert h.shape == (1, 10, 8)
+    torch.testing.assert_close(h[0, -1], caser_by_hand(model, SEQ[-3:], 2))
+    torch.testing.assert_close(h[0, 2], caser_by_hand(model, [0, 0, SEQ[0]], 2))  # first item
+    torch.testing.assert_close(model(items, last_only=True, users=users)[:, 0], h[:, -1])
+    older = items.clone()
+    older[0, -4] = 2  # one item before the newest window
+    torch.testing.assert_close(model(older, users=users)[0, -1], h[0, -1])
     with pytest.raises(ValueError, match="known users only"):
         model(items)

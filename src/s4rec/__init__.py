@@ -1,13 +1,16 @@
-"""s4rec: S^4Rec and SASRec for sequential recommendation, with full-ranking evaluation."""
+"""s4rec: S^4Rec, SASRec and the baselines of sequential recommendation, with full-ranking
+evaluation."""
 
 from .config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from .data.dataset import LeaveOneOut
 from .data.sequences import Sequences
 from .evaluate import Ranker, evaluate, metrics_from_ranks
-from .model import GRU4Rec, SASRec, SequenceEncoder, build_encoder, pool
+from .model import BERT4Rec, Caser, GRU4Rec, SASRec, SequenceEncoder, build_encoder, pool
 from .train import Trainer
 
 __all__ = [
+    "BERT4Rec",
+    "Caser",
     "Config",
     "DataConfig",
     "GRU4Rec",

@@ -32,7 +32,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: Literal["sasrec", "gru4rec", "pop", "mf"] = "sasrec"
+    encoder: Literal["sasrec", "bert4rec", "gru4rec", "caser", "pop", "mf"] = "sasrec"
     hidden: int = 64
     layers: int = 2
     heads: int = 2
@@ -41,12 +41,20 @@ class ModelConfig:
     attn_dropout: float = 0.5
     positions: Literal["end", "start"] = "end"  # count position ids from the last or first item
     pooling: Literal["last", "mean"] = "last"  # sequence representation for auxiliary losses
+    window: int = 5  # caser: the last L items each convolution sees
+    vertical_filters: int = 4  # caser: n_v, each a weighted sum of the window's L embeddings
+    horizontal_filters: int = 16  # caser: n_h per filter height 1..L
 
 
 @dataclass
 class LossConfig:
     next_item: Literal["bce", "bpr", "ce", "sampled_ce"] = "bce"
     negatives: int = 1  # per position for "bce"/"bpr"; shared per batch for "sampled_ce"
+    mask_prob: float = 0.2  # bert4rec's masked-item task: share of training items masked
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_prob <= 1.0:
+            raise ValueError(f"loss.mask_prob must be in (0, 1], got {self.mask_prob}")
 
 
 OPERATORS = ("crop", "mask", "reorder", "insert")

@@ -44,6 +44,24 @@ METHODS: dict[str, Method] = {
             {"model.encoder": "gru4rec", "model.layers": 1},
         ),
         Method(
+            "caser",
+            "Caser (Tang & Wang, WSDM'18): horizontal and vertical convolutions over the last 5 "
+            "items plus a user embedding, trained with the next-item loss.",
+            {"model.encoder": "caser"},
+        ),
+        Method(
+            "bert4rec",
+            "BERT4Rec (Sun et al., CIKM'19): a bidirectional transformer trained to recover "
+            "masked items (20% of each training sequence) with a softmax over all items; "
+            "dropout 0.1 as in its paper.",
+            {
+                "model.encoder": "bert4rec",
+                "loss.next_item": "ce",
+                "model.dropout": 0.1,
+                "model.attn_dropout": 0.1,
+            },
+        ),
+        Method(
             "s4rec-no-csd",
             "S^4Rec without the contrastive + distillation module (Table 3).",
             {**PAPER_WEIGHTS, "s4rec.beta1": 0.0, "s4rec.beta2": 0.0},

@@ -102,6 +102,8 @@ class SASRec(SequenceEncoder):
     output at position t depend only on items 1..t, so one pass trains every prefix.
     """
 
+    causal = True  # each position attends to itself and earlier items only
+
     def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.hidden % cfg.heads:
@@ -138,13 +140,40 @@ class SASRec(SequenceEncoder):
         valid = items != 0  # (B, W)
         x = self.item_emb(items) + self.pos_emb(self.position_ids(items))
         x = self.dropout(self.norm(x))
-        causal = torch.ones(W, W, dtype=torch.bool, device=items.device).tril()
-        # query i sees key j <= i if j is an item; padding queries see themselves (avoids NaN)
-        allowed = causal & (valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device))
+        # query i sees key j if j is an item (and j <= i when causal); padding queries see
+        # themselves (avoids NaN)
+        allowed = valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device)
+        if self.causal:
+            allowed = allowed & torch.ones(W, W, dtype=torch.bool, device=items.device).tril()
         allowed = allowed[:, None]  # (B, 1, W, W)
         for i, block in enumerate(self.blocks):
             x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         return x
+
+
+class BERT4Rec(SASRec):
+    """Bidirectional self-attentive encoder (Sun et al., CIKM'19): SASRec's blocks without the
+    causal mask, trained by predicting masked items from both sides (``MaskedItemObjective``).
+
+    ``forward`` appends the mask token to the history (dropping the oldest item at
+    ``max_len``) and returns the states of the last W tokens: the mask's state, last,
+    predicts the next item, so evaluation and inference use it like any encoder's.
+    """
+
+    causal = False
+
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
+        """(B, W, d), or (B, 1, d): the appended mask token's state, for left-padded ids (B, W)."""
+        self.check_width(items)
+        mask = torch.full_like(items[:, :1], self.mask_id)
+        x = torch.cat([items, mask], 1)[:, -self.max_len :]
+        return self.bidirectional(x, last_only)[:, -items.shape[1] :]
+
+    def bidirectional(self, items: Tensor, last_only: bool = False) -> Tensor:
+        """States (B, W, d) of the tokens as given, each attending to every item of its row."""
+        return super().forward(items, last_only)
 
 
 class GRU4Rec(SequenceEncoder):
@@ -226,15 +255,62 @@ class MatrixFactorization(SequenceEncoder):
         return self.user_emb(users)[:, None].expand(-1, 1 if last_only else items.shape[1], -1)
 
 
-ENCODERS = {"sasrec": SASRec, "gru4rec": GRU4Rec, "pop": Popularity}
+class Caser(SequenceEncoder):
+    """Convolutional encoder (Tang & Wang, WSDM'18): at every position, the embeddings of the
+    last L items form an L x d "image"; vertical filters (L x 1) and horizontal filters
+    (h x d, h = 1..L, max-pooled over time) read it, a fully connected layer gives z, and
+    the hidden state is [z; p_u] with a user embedding p_u, scored against output item
+    embeddings of size 2d. Like BPR-MF it scores known users only. Unlike the original
+    there is no per-item output bias, so scores stay the dot products every encoder gives."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig, n_users: int) -> None:
+        super().__init__()
+        self.n_items, self.max_len, self.window = n_items, max_len, cfg.window
+        d, L = cfg.hidden, cfg.window
+        self.input_emb = nn.Embedding(n_items + 2, d, padding_idx=0)
+        self.vertical = nn.Conv2d(1, cfg.vertical_filters, (L, 1))
+        self.horizontal = nn.ModuleList(
+            nn.Conv2d(1, cfg.horizontal_filters, (h, d)) for h in range(1, L + 1)
+        )
+        self.dropout = Dropout(cfg.dropout)
+        self.fc = nn.Linear(cfg.vertical_filters * d + cfg.horizontal_filters * L, d)
+        self.user_emb = nn.Embedding(n_users, d)
+        self.item_emb = nn.Embedding(n_items + 2, 2 * d, padding_idx=0)  # output table W'
+        for table in (self.input_emb, self.user_emb, self.item_emb):
+            nn.init.normal_(table.weight, std=0.02)
+        with torch.no_grad():
+            self.input_emb.weight[0].zero_()  # padding inside a window adds nothing
+
+    def forward(
+        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+    ) -> Tensor:
+        """Hidden states (B, W, 2d) of left-padded item ids (B, W), or (B, 1, 2d)."""
+        self.check_width(items)
+        if users is None:
+            raise ValueError("Caser adds a user embedding, so it scores known users only")
+        L = self.window
+        windows = F.pad(items, (L - 1, 0)).unfold(1, L, 1)  # (B, W, L) items up to each position
+        if last_only:
+            windows = windows[:, -1:]
+        B, W, _ = windows.shape
+        e = self.input_emb(windows).view(B * W, 1, L, -1)  # (N, 1, L, d)
+        vertical = self.vertical(e).flatten(1)  # (N, n_v * d)
+        horizontal = [F.relu(conv(e)).squeeze(3).amax(2) for conv in self.horizontal]  # (N, n_h)
+        z = F.relu(self.fc(self.dropout(torch.cat([vertical, *horizontal], 1))))  # (N, d)
+        user = self.user_emb(users)[:, None].expand(B, W, -1)  # (B, W, d)
+        return torch.cat([z.view(B, W, -1), user], -1)
+
+
+ENCODERS = {"sasrec": SASRec, "bert4rec": BERT4Rec, "gru4rec": GRU4Rec, "pop": Popularity}
+USER_ENCODERS = {"mf": MatrixFactorization, "caser": Caser}  # these also need the users
 
 
 def build_encoder(
     n_items: int, max_len: int, cfg: ModelConfig, n_users: int = 0
 ) -> SequenceEncoder:
-    """The encoder named by ``cfg.encoder`` ("mf" needs the number of users)."""
-    if cfg.encoder == "mf":
-        return MatrixFactorization(n_items, max_len, cfg, n_users)
+    """The encoder named by ``cfg.encoder`` ("mf" and "caser" need the number of users)."""
+    if cfg.encoder in USER_ENCODERS:
+        return USER_ENCODERS[cfg.encoder](n_items, max_len, cfg, n_users)
     return ENCODERS[cfg.encoder](n_items, max_len, cfg)
 
 

@@ -22,7 +22,7 @@ from .losses import (
     SequenceContrastiveLoss,
     sinkhorn,
 )
-from .model import HeadTailClassifier, Prototypes, SequenceEncoder, pool
+from .model import BERT4Rec, HeadTailClassifier, Prototypes, SequenceEncoder, pool
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Encoded:
     hidden: Tensor  # (N, d) hidden state at every trained position
     targets: Tensor  # (N,) true next item there
     negatives: Tensor | None  # (N, n) per-position negatives ("bce", "bpr"), if sampled
-    sequence: Tensor  # (B, d) pooled representation of each sample, in batch order
+    sequence: Tensor | None  # (B, d) pooled representation of each sample, in batch order
 
 
 @dataclass
@@ -156,6 +156,42 @@ class NextItemObjective(nn.Module):
         """Work due before each training epoch (none for the next-item loss alone)."""
 
 
+def mask_items(items: Tensor, prob: float, mask_id: int) -> tuple[Tensor, Tensor]:
+    """BERT4Rec's cloze input: each item of left-padded ``items`` (B, W) is replaced by the
+    mask token with probability ``prob``, and the last item of a row where none was drawn,
+    so every row predicts something. Returns the masked ids and where they were masked."""
+    at = (torch.rand(items.shape, device=items.device) < prob) & (items != 0)
+    at[:, -1] |= ~at.any(1)
+    return items.masked_fill(at, mask_id), at
+
+
+class MaskedItemObjective(NextItemObjective):
+    """BERT4Rec's training task: mask items of each whole training sequence and predict them
+    from both sides, with a softmax over all items ("ce") or shared sampled ones."""
+
+    def __init__(self, model: BERT4Rec, cfg: Config) -> None:
+        super().__init__(model, cfg)
+        if self.kind not in ("ce", "sampled_ce"):
+            raise ValueError(
+                f"bert4rec predicts masked items, not next items: loss.next_item={self.kind!r}"
+                " has no negatives for them; use 'ce' or 'sampled_ce'"
+            )
+        self.mask_prob = cfg.loss.mask_prob
+
+    def forward(self, batch: Batch) -> LossOutput:
+        m = self.model
+        hidden, targets = [], []
+        for chunk in batch.chunks:
+            # the window's inputs and its last target: the whole sequence (B, <= max_len)
+            items = torch.cat([chunk.items, chunk.targets[:, -1:]], 1)[:, -m.max_len :]
+            masked, at = mask_items(items, self.mask_prob, m.mask_id)
+            hidden.append(m.bidirectional(masked)[at])
+            targets.append(items[at])
+        enc = Encoded(torch.cat(hidden), torch.cat(targets), None, None)
+        loss = self.next_item_loss(enc, batch)
+        return LossOutput(loss, {"masked_item": loss.item()})
+
+
 class S4RecObjective(NextItemObjective):
     """The joint objective of Eq. 14: L_SR + alpha L_Clust + beta1 L_SCL + beta2 L_CKD + lambda L_Adv.
 
@@ -248,7 +284,12 @@ def reversal_scale(s: S4RecConfig, step: int) -> float:
 
 
 def build_objective(model: SequenceEncoder, cfg: Config, is_head: Tensor) -> NextItemObjective:
-    """S^4Rec's joint objective when any of its terms has a weight, else the next-item loss alone."""
-    return (
-        S4RecObjective(model, cfg, is_head) if cfg.s4rec.enabled else NextItemObjective(model, cfg)
-    )
+    """S^4Rec's joint objective when any of its terms has a weight, BERT4Rec's masked-item
+    task for its encoder, else the next-item loss alone."""
+    if isinstance(model, BERT4Rec):
+        if cfg.s4rec.enabled:
+            raise ValueError("the S^4Rec terms are not defined for bert4rec's masked-item task")
+        return MaskedItemObjective(model, cfg)
+    if cfg.s4rec.enabled:
+        return S4RecObjective(model, cfg, is_head)
+    return NextItemObjective(model, cfg)
