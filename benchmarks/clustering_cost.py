@@ -5,7 +5,8 @@
 For each synthetic dataset size: one S^4Rec training epoch with online prototypes (BCE
 protocol, 1 layer, as on Beauty), and the two steps that K-means intents add before every
 epoch (sr+csd, iclrec): encoding every user's training sequence, and K-means (K = 256,
-20 Lloyd iterations, k-means++ seeding); each a median of --repeats runs. Writes benchmarks/results/clustering-cost-t<threads>.json.
+20 Lloyd iterations, k-means++ seeding, fit on at most 256 points per centroid like faiss,
+then every user assigned); each a median of --repeats runs. Writes benchmarks/results/clustering-cost-t<threads>.json.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ EPOCHS = {  # name: (protocol config, method, layers) on Beauty
 def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int) -> dict:
     """Median epoch time of each (protocol, method, layers), the epochs interleaved so that
     machine noise hits all of them alike."""
-    trainers, times = {}, {name: [] for name in specs}
+    trainers, times, clustering = {}, {name: [] for name in specs}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
         for name, (protocol, method, layers) in specs.items():
             cfg = apply_method(Config.load(ROOT / "configs" / f"{protocol}.yaml"), method)
@@ -47,6 +47,7 @@ def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repea
         for _ in range(repeats):
             for name, trainer in trainers.items():
                 times[name].append(timed(trainer.train_epoch, 1)[0])
+                clustering[name].append(trainer.cluster_seconds)  # part of the epoch (K-means)
     result = {}
     for name, trainer in trainers.items():
         tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
@@ -54,6 +55,7 @@ def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repea
         result[name] = {"protocol": protocol, "method": method, "layers": layers,
                         "seconds_median": round(statistics.median(times[name]), 3),
                         "seconds": [round(t, 3) for t in times[name]],
+                        "cluster_seconds_median": round(statistics.median(clustering[name]), 3),
                         "trained_positions": tokens, "batches": len(trainer.loader)}  # fmt: skip
     return result
 

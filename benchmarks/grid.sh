@@ -9,7 +9,7 @@ set -u
 cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { sed -n '2,8p' "$0"; exit 2; }
 for s in ${SEEDS:-1 2 3}; do
-  for m in ${METHODS:-pop bprmf sasrec gru4rec cl4srec iclrec s4rec}; do
+  for m in ${METHODS:-pop bprmf gru4rec caser bert4rec sasrec cl4srec iclrec s4rec}; do
     python benchmarks/train_run.py --threads 1 --dataset "$1" --method "$m" --seed "$s" \
       || echo "FAILED: $1 $m seed $s"
   done

@@ -144,8 +144,40 @@ def clustering_table(results: list[dict]) -> list[str]:
             )
     ks = sorted({(r["k"], r["iters"]) for r in results})
     where = ", ".join(f"K = {k}, {i} iterations" for k, i in ks)
-    return [*lines, "", f"Shares are of an epoch with K-means intents ({where}); "
+    return [*lines, "", f"Shares are of an epoch with K-means intents ({where}, fit on at "
+            "most 256 points per centroid, then every user assigned); "
             "`benchmarks/clustering_cost.py`, synthetic data, 12,000 items."]  # fmt: skip
+
+
+def table5(results: list[dict], runs: list[dict]) -> list[str]:
+    """Table 5: clean per-epoch split (benchmarks/table5.py) x best epoch of the training runs."""
+    lines = ["| dataset | method | threads | train s / epoch | clustering s | validation s "
+             "| best epoch (seeds) | est. minutes to best | K-means / online |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for dataset, row in r["datasets"].items():
+            minutes = {}
+            for method, e in row["epochs"].items():
+                epoch = e["seconds_median"] + row["validation_seconds"]
+                best = [x["best_epoch"] for x in runs if (x["dataset"], x["method"], x["loss"],
+                        x.get("tag", "")) == (dataset, method, "bce", "")]  # fmt: skip
+                if best:
+                    minutes[method] = statistics.median(best) * epoch / 60
+                ratio = ""
+                if method != "s4rec" and len(minutes) == 2:
+                    ratio = f"{minutes[method] / minutes['s4rec']:.2f}x"
+                lines.append(
+                    f"| {dataset} | {method} | {r['threads']} | "
+                    f"{e['seconds_median'] - e['cluster_seconds_median']:.2f} | "
+                    f"{e['cluster_seconds_median']:.2f} | {row['validation_seconds']:.2f} | "
+                    + (f"{statistics.median(best):g} ({len(best)}) | {minutes[method]:.1f} | "
+                       if best else "not run | - | ")
+                    + f"{ratio} |"
+                )  # fmt: skip
+    return [*lines, "", "Seconds are medians of interleaved epochs on a quiet machine "
+            "(`benchmarks/table5.py`); minutes to best = median best epoch of the committed "
+            "runs x (epoch + validation). The paper (P100 GPU): Beauty 62.6 vs 31.4 minutes, "
+            "Toys 72.6 vs 48.1."]  # fmt: skip
 
 
 def probe_table(probes: list[dict]) -> list[str]:
@@ -181,6 +213,9 @@ def render() -> str:
             "", "### Cost", "", *cost_table(costs, runs),
             "", "### Intents and head rates on planted-intent synthetic data", "",
             *probe_table(kinds["intent_probe"])]  # fmt: skip
+    if kinds["table5"]:
+        body += ["", "### Online vs K-means clustering (Table 5)", "",
+                 *table5(kinds["table5"], runs)]  # fmt: skip
     if kinds["clustering_cost"]:
         body += ["", "### What per-epoch K-means adds, by number of users", "",
                  *clustering_table(kinds["clustering_cost"])]  # fmt: skip

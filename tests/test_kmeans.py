@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s4rec.kmeans import kmeans, nearest
+from s4rec.kmeans import kmeans, kmeans_plus_plus, nearest
 
 
 def blobs(n: int = 300, k: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,3 +58,24 @@ def test_deterministic_given_a_generator() -> None:
 def test_rejects_too_many_clusters() -> None:
     with pytest.raises(ValueError, match="k-means needs"):
         kmeans(torch.zeros(3, 2), 4)
+
+
+def test_seeding_draws_points_in_proportion_to_squared_distance() -> None:
+    """With one seed fixed at 0, the second is x_i with probability d_i^2 / sum d^2."""
+    x = torch.tensor([[0.0], [1.0], [2.0], [0.0]])  # distances^2 to x_0: 0, 1, 4, 0
+    counts = torch.zeros(4)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2000):
+        seeds = kmeans_plus_plus(x, 2, g)
+        if seeds[0, 0] == 0.0:
+            counts[int(seeds[1, 0])] += 1  # value 1 -> index 1, value 2 -> index 2
+    share = counts / counts.sum()
+    assert share[0] == 0 and share[1] == pytest.approx(0.2, abs=0.04)
+
+
+def test_fits_on_a_sample_and_assigns_every_point() -> None:
+    x, labels = blobs(n=4000, k=4, seed=3)
+    fit = kmeans(x, 4, iters=10, restarts=3, generator=torch.Generator().manual_seed(0), sample=50)
+    assert len(fit.assigned) == 4000  # fit on 200 points, every point assigned
+    pairs = {(int(a), int(b)) for a, b in zip(labels, fit.assigned, strict=True)}
+    assert len(pairs) == 4

@@ -90,6 +90,7 @@ class S4RecConfig:
     clustering: Literal["online", "kmeans"] = "online"
     kmeans_iters: int = 20  # Lloyd iterations per epoch ("kmeans")
     kmeans_restarts: int = 1  # keep the best of this many K-means runs
+    kmeans_sample: int = 256  # fit on at most this many points per centroid (faiss's default)
     icl: float = 0.0  # weight of ICLRec's intent contrastive loss (views vs. their intent)
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3

@@ -29,46 +29,65 @@ def nearest(x: Tensor, centroids: Tensor, chunk: int = 65536) -> tuple[Tensor, T
 
 
 def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-    """(k, d) initial centroids by D^2 sampling (Arthur & Vassilvitskii, 2007)."""
+    """(k, d) initial centroids by D^2 sampling (Arthur & Vassilvitskii, 2007).
+
+    Distances use ||x||^2 - 2 x.c + ||c||^2 (one matrix-vector product per centroid) and a
+    point is drawn by inverse-CDF search on the float64 cumulative distances: O(N d) per
+    centroid with no (N, d) temporaries.
+    """
     n = len(x)
+    x_sq = (x * x).sum(1)  # (N,)
     chosen = [int(torch.randint(n, (1,), generator=generator))]
-    dist = ((x - x[chosen[0]]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = dist.sum()
-        if total <= 0:  # fewer distinct points than k: any unchosen point will do
-            weights = torch.ones(n).index_fill_(0, torch.tensor(chosen), 0.0)
-        else:
-            weights = dist / total
-        chosen.append(int(torch.multinomial(weights, 1, generator=generator)))
-        dist = torch.minimum(dist, ((x - x[chosen[-1]]) ** 2).sum(1))
+    dist = torch.full((n,), float("inf"))
+    for i in range(k):
+        if i:
+            cum = dist.double().cumsum(0)
+            if cum[-1] <= 0:  # fewer distinct points than k: any unchosen point will do
+                free = torch.ones(n, dtype=torch.bool).index_fill_(0, torch.tensor(chosen), False)
+                chosen.append(int(torch.nonzero(free)[0]))
+            else:
+                u = torch.rand(1, generator=generator, dtype=torch.float64) * cum[-1]
+                chosen.append(min(int(torch.searchsorted(cum, u, right=True)), n - 1))
+        c = x[chosen[-1]]
+        dist = torch.minimum(dist, (x_sq - 2 * (x @ c) + c @ c).clamp(min=0))
     return x[chosen].clone()
 
 
 @torch.no_grad()
 def kmeans(
-    x: Tensor, k: int, iters: int = 20, restarts: int = 1, generator: torch.Generator | None = None
+    x: Tensor,
+    k: int,
+    iters: int = 20,
+    restarts: int = 1,
+    generator: torch.Generator | None = None,
+    sample: int = 256,
 ) -> KMeansResult:
     """Lloyd's algorithm from k-means++ seeds, the best of ``restarts`` runs.
 
-    x: (N, d). An emptied cluster is re-seeded with the point farthest from its centroid,
-    so all ``k`` centroids stay in use. Deterministic given ``generator``.
+    x: (N, d). Centroids are fit on at most ``sample * k`` points drawn at random (faiss's
+    ``max_points_per_centroid``, also 256 there), then every point is assigned; with fewer
+    points, on all of them. An emptied cluster is re-seeded with the point farthest from
+    its centroid, so all ``k`` centroids stay in use. Deterministic given ``generator``.
     """
     x = x.float()
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k-means needs 1 <= k <= number of points ({n}), got k={k}")
+    fit_on = x
+    if n > sample * k:
+        fit_on = x[torch.randperm(n, generator=generator)[: sample * k]]
     best: KMeansResult | None = None
     for _ in range(restarts):
-        centroids = kmeans_plus_plus(x, k, generator)
+        centroids = kmeans_plus_plus(fit_on, k, generator)
         for _ in range(iters):
-            assigned, dist = nearest(x, centroids)
+            assigned, dist = nearest(fit_on, centroids)
             counts = torch.bincount(assigned, minlength=k)
-            sums = torch.zeros_like(centroids).index_add_(0, assigned, x)
+            sums = torch.zeros_like(centroids).index_add_(0, assigned, fit_on)
             centroids = sums / counts.clamp(min=1)[:, None]
             empty = torch.nonzero(counts == 0).flatten()
             if len(empty):
                 far = dist.topk(len(empty)).indices
-                centroids[empty] = x[far]
+                centroids[empty] = fit_on[far]
         assigned, dist = nearest(x, centroids)
         result = KMeansResult(centroids, assigned, float(dist.sum()))
         if best is None or result.inertia < best.inertia:

@@ -227,7 +227,8 @@ class S4RecObjective(NextItemObjective):
             return
         z = training_representations(self.model, data, self.max_len, self.pooling)
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        fit = kmeans(z, self.s.prototypes, self.s.kmeans_iters, self.s.kmeans_restarts, g)
+        s = self.s
+        fit = kmeans(z, s.prototypes, s.kmeans_iters, s.kmeans_restarts, g, s.kmeans_sample)
         self.centroids.copy_(fit.centroids)
 
     def intents(self, z: Tensor, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
