@@ -87,6 +87,23 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         print(f"{item}\t{score:.4f}")
 
 
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from .report import _md_table, analyze_runs, tables
+
+    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
+    for title, (header, rows) in tables(analyses).items():
+        print(f"{title}\n\n{_md_table(header, rows)}\n")
+    print("wrote " + ", ".join(f"{a['run']}/analysis.json" for a in analyses))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import analyze_runs, write_report
+
+    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
+    path = write_report(analyses, args.out, tuple(args.sweep))
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
 def cmd_datasets(args: argparse.Namespace) -> None:
     print(f"{'name':<10} {'users':>8} {'items':>8} {'interactions':>13} {'avg len':>8}  location")
     for r in catalog_table(args.data_dir):
@@ -163,6 +180,21 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-k", "--k", type=int, default=10)
     r.set_defaults(func=cmd_recommend)
+
+    for name, func, text in [
+        ("analyze", cmd_analyze, "per-group metrics, clusters, head rates, t-SNE of finished runs"),
+        ("report", cmd_report, "one self-contained HTML page (and Markdown) about finished runs"),
+    ]:
+        a = sub.add_parser(name, help=text)
+        a.add_argument("runs", nargs="+", metavar="RUN_DIR")
+        a.add_argument("--data-dir")
+        a.add_argument("--tsne-points", type=int, default=1000, help="0 skips the t-SNE map")
+        a.add_argument("--force", action="store_true", help="recompute existing analysis.json")
+        a.set_defaults(func=func)
+        if name == "report":
+            a.add_argument("--out", required=True, help="directory for report.html, report.md")
+            a.add_argument("--sweep", action="append", default=[], metavar="KEY",
+                           help="plot test metrics against this setting, e.g. s4rec.alpha")  # fmt: skip
 
     d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
     d.add_argument("--data-dir")
