@@ -177,6 +177,24 @@ def table5(results: list[dict], runs: list[dict]) -> list[str]:
             "paper (P100 GPU): Beauty 62.6 vs 31.4 minutes, Toys 72.6 vs 48.1."]  # fmt: skip
 
 
+def head_tail_table(results: list[dict]) -> list[str]:
+    """Fig. 3-4 numbers per method from benchmarks/head_tail.py, with the checks of issue 5."""
+    keys = ("head HR@5", "head NDCG@5", "tail HR@5", "tail NDCG@5", "head-rate IQR")
+    lines = [
+        "| dataset | method | runs | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    notes = []
+    for r in results:
+        for method, row in r["by_method"].items():
+            lines.append(f"| {r['dataset']} | {method} | {row['runs']} | "
+                         + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")  # fmt: skip
+        checks = ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in r["checks"].items())
+        notes.append(f"{r['dataset']}: {checks}. Report: `{r['report']}/report.md`, built in "
+                     f"{r['wall_seconds']:.0f} s with t-SNE ({r['threads']} thread).")  # fmt: skip
+    return [*lines, "", *notes]
+
+
 def probe_table(probes: list[dict]) -> list[str]:
     lines = ["| coupling | variant | NMI(cluster, intent) | NMI(cluster, head) | head-rate spread "
              "| valid NDCG@20 |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -210,6 +228,9 @@ def render() -> str:
             "", "### Cost", "", *cost_table(costs, runs),
             "", "### Intents and head rates on planted-intent synthetic data", "",
             *probe_table(kinds["intent_probe"])]  # fmt: skip
+    if kinds["head_tail"]:
+        body += ["", "### Head and tail users (Fig. 3 and 4; test, mean over seeds)", "",
+                 *head_tail_table(kinds["head_tail"])]  # fmt: skip
     if kinds["table5"]:
         body += ["", "### Online vs K-means clustering (Table 5)", "",
                  *table5(kinds["table5"], runs)]  # fmt: skip

@@ -17,7 +17,7 @@ from s4rec.cli import main
 from s4rec.data.dataset import head_tail_labels
 from s4rec.evaluate import Ranker
 from s4rec.methods import apply_method
-from s4rec.report import METRICS, analyze_runs, sweep_points, write_report
+from s4rec.report import METRICS, analyze_runs, by_method, sweep_points, tables, write_report
 from s4rec.train import Trainer
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (pip install '.[report]')")
@@ -119,7 +119,7 @@ class _Page(HTMLParser):
 def test_report_page_has_every_image_and_the_results(
     runs: list[Path], analyses: list[dict], tmp_path: Path
 ) -> None:
-    page_path = write_report(analyses, tmp_path, sweeps=("s4rec.alpha",))
+    page_path = write_report(analyses, tmp_path, sweeps=("s4rec.alpha",), baseline="sasrec")
     page = _Page()
     page.feed(page_path.read_text())
     # head rates, groups, one sweep, a t-SNE map and training curves per run
@@ -156,3 +156,32 @@ def test_cli_analyze_and_report(runs: list[Path], tmp_path: Path, capsys) -> Non
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.md").exists()
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path), "--out", str(tmp_path / "x")])  # not a run directory
+
+
+def test_by_method_means_and_gains(analyses: list[dict]) -> None:
+    twice = [
+        analyses[0],
+        {
+            **analyses[0],
+            "groups": {
+                **analyses[0]["groups"],
+                "head": {
+                    **analyses[0]["groups"]["head"],
+                    "HR@5": analyses[0]["groups"]["head"]["HR@5"] + 0.1,
+                },
+            },
+        },
+    ]
+    row = by_method(twice)["sasrec"]
+    assert row["runs"] == 2
+    assert row["head HR@5"] == pytest.approx(analyses[0]["groups"]["head"]["HR@5"] + 0.05)
+    header, rows = tables(analyses, baseline="sasrec")["By method, mean over runs (Fig. 3 and 4)"]
+    assert header[-4:] == [
+        "head HR@5 gain",
+        "head NDCG@5 gain",
+        "tail HR@5 gain",
+        "tail NDCG@5 gain",
+    ]
+    assert rows[0][-4:] == ["+0.0%"] * 4 or "-" in rows[0][-4:]  # the baseline against itself
+    with pytest.raises(ValueError, match="not among the runs"):
+        tables(analyses, baseline="bert4rec")

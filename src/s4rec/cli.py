@@ -100,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .report import analyze_runs, write_report
 
     analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
-    path = write_report(analyses, args.out, tuple(args.sweep))
+    path = write_report(analyses, args.out, tuple(args.sweep), args.baseline)
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
@@ -193,8 +193,15 @@ def parser() -> argparse.ArgumentParser:
         a.set_defaults(func=func)
         if name == "report":
             a.add_argument("--out", required=True, help="directory for report.html, report.md")
-            a.add_argument("--sweep", action="append", default=[], metavar="KEY",
-                           help="plot test metrics against this setting, e.g. s4rec.alpha")  # fmt: skip
+            a.add_argument(
+                "--sweep",
+                action="append",
+                default=[],
+                metavar="KEY",
+                help="plot test metrics against this setting, e.g. s4rec.alpha",
+            )
+            a.add_argument("--baseline", metavar="METHOD",
+                           help="add each method's head and tail gains over this one")  # fmt: skip
 
     d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
     d.add_argument("--data-dir")

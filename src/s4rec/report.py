@@ -331,16 +331,54 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def tables(analyses: list[dict]) -> dict[str, tuple[list[str], list[list[str]]]]:
+FIG4 = tuple(f"{side} {m}" for side in ("head", "tail") for m in ("HR@5", "NDCG@5"))
+
+
+def by_method(analyses: list[dict]) -> dict[str, dict[str, float]]:
+    """Per method, the mean over its runs (seeds) of the Fig. 4 numbers and the head-rate IQR."""
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for a in analyses:
+        runs[a["method"]].append(a)
+    out = {}
+    for method, rs in runs.items():
+        row = {"runs": len(rs)}
+        for key in FIG4:
+            side, metric = key.split()
+            row[key] = statistics.mean(a["groups"][side][metric] for a in rs)
+        iqr = [a["clusters"]["head_rate_iqr"] for a in rs if a["clusters"]]
+        row["head-rate IQR"] = statistics.mean(iqr) if iqr else float("nan")
+        out[method] = row
+    return out
+
+
+def tables(
+    analyses: list[dict], baseline: str | None = None
+) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Every table of the report as (header, rows) of strings: the HTML and the Markdown
-    pages both render these, so they cannot disagree."""
+    pages both render these, so they cannot disagree. With ``baseline`` (a method among
+    the runs), each method's relative gain over it on head and on tail users is added."""
     f = lambda x: f"{x:.4f}"  # noqa: E731
     out = {}
+    methods = by_method(analyses)
+    if baseline is not None and baseline not in methods:
+        raise ValueError(f"baseline {baseline!r} is not among the runs' methods {sorted(methods)}")
+    header = ["method", "runs", *FIG4, "head-rate IQR"]
+    rows = [
+        [m, str(r["runs"]), *(f(r[k]) for k in (*FIG4, "head-rate IQR"))]
+        for m, r in methods.items()
+    ]
+    if baseline is not None:
+        base = methods[baseline]
+        header += [f"{k} gain" for k in FIG4]
+        for row, r in zip(rows, methods.values(), strict=True):
+            row += [f"{r[k] / base[k] - 1:+.1%}" if base[k] else "-" for k in FIG4]
+    summary = (header, rows)
     out["Test metrics (results.json)"] = (
         ["run", "method", "dataset", "seed", *METRICS],
         [[a["label"], a["method"], a["dataset"], str(a["seed"]),
           *(f(a["test"][m]) if a["test"] else "-" for m in METRICS)] for a in analyses],
     )  # fmt: skip
+    out["By method, mean over runs (Fig. 3 and 4)"] = summary
     groups = list(analyses[0]["groups"])
     out[f"Test {GROUP_METRIC} by user group (users in brackets)"] = (
         ["run", *(f"{g} ({analyses[0]['groups'][g]['users']:,})" for g in groups)],
@@ -373,7 +411,12 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def write_report(analyses: list[dict], out_dir: str | Path, sweeps: tuple[str, ...] = ()) -> Path:
+def write_report(
+    analyses: list[dict],
+    out_dir: str | Path,
+    sweeps: tuple[str, ...] = (),
+    baseline: str | None = None,
+) -> Path:
     """Write ``report.html`` (self-contained), ``report.md`` and the PNGs to ``out_dir``."""
     if not analyses:
         raise ValueError("no runs to report on")
@@ -389,7 +432,7 @@ def write_report(analyses: list[dict], out_dir: str | Path, sweeps: tuple[str, .
     figures = [(name, title, png) for name, title, png in figures if png is not None]
     for name, _, png in figures:
         (out / f"{name}.png").write_bytes(png)
-    tabs = tables(analyses)
+    tabs = tables(analyses, baseline)
     versions = _versions()
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>s4rec report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:"
