@@ -222,7 +222,7 @@ def render() -> str:
         "Minutes are the training and validation wall time of a whole run (early stopping"
         " included, summed over resumed parts) with one thread, while other runs shared the"
         " machine's two cores; the Cost table has clean timings. Runs paused for a quiet"
-        " benchmark count the pause: beauty s4rec-k64 and sports s4rec, about 16 minutes each."
+        " benchmark count the pause: beauty s4rec-k64 and sports s4rec, about 19 minutes each."
     )
     body = ["### Accuracy (test, full ranking, best validation NDCG@20 checkpoint)", "",
             *accuracy_table(runs), "", note, "",
