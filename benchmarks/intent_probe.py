@@ -43,7 +43,8 @@ VARIANTS = {  # name -> (method, extra settings)
 def probe(
     method: str, extra: list[str], data: LeaveOneOut, intents, seed: int, epochs: int
 ) -> dict:
-    cfg = apply_method(Config().override(SMALL), method).override([f"train.seed={seed}", *extra])
+    cfg = apply_method(Config().override(SMALL), method)  # the method sets batch 512: undo
+    cfg = cfg.override(["train.batch_size=64", f"train.seed={seed}", *extra])
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, data)
         for _ in range(epochs):

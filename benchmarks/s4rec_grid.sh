@@ -4,7 +4,7 @@
 #   table2: sasrec and s4rec on Beauty for each seed in $SEEDS, then seed 1 on toys, sports, ml-1m
 #   table3: the ablations on Beauty (online clustering, then K-means: SR+CSD, SR+CSD+GR), each seed in $SEEDS
 #   table4: K in 32 512 64 256 on Beauty, seed 1 (K = 128 is table2's s4rec run)
-#   ce:     s4rec under the CE protocol (configs/ce.yaml) on Beauty, seed 1
+#   ce:     s4rec under the CE protocol (configs/ce.yaml, its batch of 64) on Beauty, seed 1
 # Usage: [SEEDS="1 2 3"] s4rec_grid.sh TABLE...   (two lanes fill two cores:
 #        s4rec_grid.sh table2 & SEEDS=1 s4rec_grid.sh table3 ce table4 &)
 set -u
@@ -25,7 +25,7 @@ table4() {
     run --dataset beauty --method s4rec --seed 1 --set s4rec.prototypes="$k" --tag="-k$k"
   done
 }
-ce() { run --dataset beauty --method s4rec --protocol ce --seed 1; }
+ce() { run --dataset beauty --method s4rec --protocol ce --seed 1 --set train.batch_size=64; }
 [ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
 mkdir -p runs/logs
 for t in "$@"; do "$t"; done

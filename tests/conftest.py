@@ -16,6 +16,8 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
+TINY_BATCH = "train.batch_size=64"  # methods may set their own (S^4Rec: 512); tests re-apply this
+
 TINY = [
     "data.synthetic_users=300",
     "data.max_len=20",
@@ -26,7 +28,7 @@ TINY = [
     "model.dropout=0.1",
     "model.attn_dropout=0.1",
     "train.epochs=2",
-    "train.batch_size=64",
+    TINY_BATCH,
     "train.lr=0.005",
     "train.progress=false",
 ]

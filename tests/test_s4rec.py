@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from conftest import tiny_config
+from conftest import TINY_BATCH, tiny_config
 from s4rec.analysis import (
     assign_clusters,
     head_rate_spread,
@@ -361,7 +361,9 @@ def test_head_tail_adversarial_loss_by_hand() -> None:
 
 
 def s4rec_config(method: str, *overrides: str) -> Config:
-    return apply_method(tiny_config("data.synthetic_users=200"), method).override(list(overrides))
+    """The method on tiny synthetic data, with the tiny batch (methods set the paper's 512)."""
+    cfg = apply_method(tiny_config("data.synthetic_users=200"), method)
+    return cfg.override([TINY_BATCH, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -588,7 +590,7 @@ def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
     cfg = apply_method(
         tiny_config(f"data.synthetic_users={INTENT_USERS}", "s4rec.prototypes=8", "train.seed=0"),
         "s4rec-no-gr",
-    )
+    ).override([TINY_BATCH])
     intents = make_synthetic(n_users=INTENT_USERS, seed=0).intents  # what load_data generated
     trainer = Trainer(cfg, tmp_path, load_data(cfg))
     assert trainer.data.n_users == INTENT_USERS
@@ -625,7 +627,7 @@ def test_adversarial_term_evens_out_the_head_rate_across_clusters(tmp_path: Path
     spread = {}
     for lam in (0.0, 1.0):
         cfg = apply_method(tiny_config("s4rec.prototypes=8", "train.seed=0"), "s4rec")
-        trainer = Trainer(cfg.override([f"s4rec.lam={lam}"]), tmp_path / str(lam), data)
+        trainer = Trainer(cfg.override([TINY_BATCH, f"s4rec.lam={lam}"]), tmp_path / str(lam), data)
         for _ in range(15):
             trainer.train_epoch()
         clusters = assignments(trainer, trainer.objective.prototypes.weight.detach())

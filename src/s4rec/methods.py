@@ -15,7 +15,9 @@ class Method:
     settings: dict[str, Any] = field(default_factory=dict)  # dotted key -> value
 
 
-PAPER_WEIGHTS = {"s4rec.alpha": 0.01, "s4rec.beta1": 0.1, "s4rec.beta2": 0.1, "s4rec.lam": 1.0}
+# Eq. 14's weights and App. B's batch size, for S^4Rec and its Table 3 variants
+PAPER_WEIGHTS = {"s4rec.alpha": 0.01, "s4rec.beta1": 0.1, "s4rec.beta2": 0.1, "s4rec.lam": 1.0,
+                 "train.batch_size": 512}  # fmt: skip
 
 # L_SCL sums its two directions (Eq. 10); the CL4SRec/ICLRec code averages them, so its
 # weight 0.1 is 0.05 here
@@ -26,7 +28,7 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in [
         Method("sasrec", "SASRec trained with the next-item loss only (L_SR, Eq. 1)."),
-        Method("s4rec", "S^4Rec: Eq. 14 with the paper's weights.", PAPER_WEIGHTS),
+        Method("s4rec", "S^4Rec: Eq. 14 with the paper's weights, batch 512.", PAPER_WEIGHTS),
         Method(
             "pop",
             "Popularity: every user gets the items ranked by training count (nothing trained).",
