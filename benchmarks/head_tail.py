@@ -34,30 +34,33 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     start, code = time.perf_counter(), commit()
-    runs = [d for m in METHODS for d in sorted(args.runs_dir.glob(f"{args.dataset}-{m}-bce-s*"))
-            if (d / "results.json").exists()]  # fmt: skip
+    runs = [d for m in METHODS for pattern in (f"{args.dataset}-{m}-bce-s*", f"{args.dataset}-{m}-bce-b256-s*")
+            for d in sorted(args.runs_dir.glob(pattern)) if (d / "results.json").exists()]  # fmt: skip
     if not runs:
         raise SystemExit(f"no finished {args.dataset} runs under {args.runs_dir}")
     analyses = analyze_runs(runs, args.tsne_points, reuse=False)
     out = ROOT / "benchmarks" / "reports" / args.dataset
-    write_report(analyses, out, baseline="sasrec")
-    methods = by_method(analyses)
+    write_report(analyses, out, baseline=f"{args.dataset}-sasrec-bce")
+    variants = by_method(analyses)
     checks = {}
-    if "s4rec" in methods and "sasrec" in methods:
-        s4, sr = methods["s4rec"], methods["sasrec"]
+    sasrec = variants.get(f"{args.dataset}-sasrec-bce")
+    for batch in ("", "-b256"):  # S^4Rec at the paper's batch, and the earlier batch-256 runs
+        s4 = variants.get(f"{args.dataset}-s4rec-bce{batch}")
+        if s4 is None or sasrec is None:
+            continue
         for m in ("HR@5", "NDCG@5"):
-            checks[f"tail {m} gain > head {m} gain"] = bool(
-                s4[f"tail {m}"] / sr[f"tail {m}"] > s4[f"head {m}"] / sr[f"head {m}"]
+            checks[f"s4rec{batch}: tail {m} gain > head {m} gain"] = bool(
+                s4[f"tail {m}"] / sasrec[f"tail {m}"] > s4[f"head {m}"] / sasrec[f"head {m}"]
             )
-        for other in ("s4rec-no-gr", "iclrec"):
-            if other in methods:
-                checks[f"head-rate IQR s4rec < {other}"] = bool(
-                    s4["head-rate IQR"] < methods[other]["head-rate IQR"]
+        for other in (f"{args.dataset}-s4rec-no-gr-bce{batch}", f"{args.dataset}-iclrec-bce"):
+            if other in variants:
+                checks[f"s4rec{batch}: head-rate IQR < {other}"] = bool(
+                    s4["head-rate IQR"] < variants[other]["head-rate IQR"]
                 )
     write_result(
         f"head-tail-{args.dataset}",
         {"benchmark": "head_tail", "dataset": args.dataset, "runs": [d.name for d in runs],
-         "by_method": methods, "checks": checks, "report": str(out.relative_to(ROOT)),
+         "by_variant": variants, "checks": checks, "report": str(out.relative_to(ROOT)),
          **provenance(time.perf_counter() - start, code)},
     )  # fmt: skip
     print(checks)

@@ -183,16 +183,13 @@ def table5(results: list[dict], runs: list[dict]) -> list[str]:
 
 
 def head_tail_table(results: list[dict]) -> list[str]:
-    """Fig. 3-4 numbers per method from benchmarks/head_tail.py, with the checks of issue 5."""
+    """Fig. 3-4 numbers per variant from benchmarks/head_tail.py, with the checks of issue 5."""
     keys = ("head HR@5", "head NDCG@5", "tail HR@5", "tail NDCG@5", "head-rate IQR")
-    lines = [
-        "| dataset | method | runs | " + " | ".join(keys) + " |",
-        "|---|---|---|" + "---|" * len(keys),
-    ]
+    lines = ["| variant | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     notes = []
     for r in results:
-        for method, row in r["by_method"].items():
-            lines.append(f"| {r['dataset']} | {method} | {row['runs']} | "
+        for name, row in r["by_variant"].items():
+            lines.append(f"| {name} | {row['runs']} | "
                          + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")  # fmt: skip
         checks = ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in r["checks"].items())
         notes.append(f"{r['dataset']}: {checks}. Report: `{r['report']}/report.md`, built in "

@@ -18,6 +18,7 @@ from s4rec.data.dataset import head_tail_labels
 from s4rec.evaluate import Ranker
 from s4rec.methods import apply_method
 from s4rec.report import METRICS, analyze_runs, by_method, sweep_points, tables, write_report
+from s4rec.report import variant as runs_variant
 from s4rec.train import Trainer
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (pip install '.[report]')")
@@ -172,10 +173,11 @@ def test_by_method_means_and_gains(analyses: list[dict]) -> None:
             },
         },
     ]
-    row = by_method(twice)["sasrec"]
+    assert runs_variant({"label": "beauty-s4rec-bce-b256-s3"}) == "beauty-s4rec-bce-b256"
+    row = by_method(twice)[runs_variant(analyses[0])]
     assert row["runs"] == 2
     assert row["head HR@5"] == pytest.approx(analyses[0]["groups"]["head"]["HR@5"] + 0.05)
-    header, rows = tables(analyses, baseline="sasrec")["By method, mean over runs (Fig. 3 and 4)"]
+    header, rows = tables(analyses, baseline="sasrec")["By variant, mean over seeds (Fig. 3 and 4)"]
     assert header[-4:] == [
         "head HR@5 gain",
         "head NDCG@5 gain",
@@ -183,5 +185,5 @@ def test_by_method_means_and_gains(analyses: list[dict]) -> None:
         "tail NDCG@5 gain",
     ]
     assert rows[0][-4:] == ["+0.0%"] * 4 or "-" in rows[0][-4:]  # the baseline against itself
-    with pytest.raises(ValueError, match="not among the runs"):
+    with pytest.raises(ValueError, match="names 0 of the runs' variants"):
         tables(analyses, baseline="bert4rec")

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -334,11 +335,17 @@ def _versions() -> dict[str, str]:
 FIG4 = tuple(f"{side} {m}" for side in ("head", "tail") for m in ("HR@5", "NDCG@5"))
 
 
+def variant(a: dict) -> str:
+    """What a run is a seed of: its directory name without a trailing ``-s<seed>``."""
+    return re.sub(r"-s\d+$", "", a["label"])
+
+
 def by_method(analyses: list[dict]) -> dict[str, dict[str, float]]:
-    """Per method, the mean over its runs (seeds) of the Fig. 4 numbers and the head-rate IQR."""
+    """Per variant (runs that differ only in seed), the mean over its runs of the Fig. 4
+    numbers and the head-rate IQR."""
     runs: dict[str, list[dict]] = defaultdict(list)
     for a in analyses:
-        runs[a["method"]].append(a)
+        runs[variant(a)].append(a)
     out = {}
     for method, rs in runs.items():
         row = {"runs": len(rs)}
@@ -355,14 +362,20 @@ def tables(
     analyses: list[dict], baseline: str | None = None
 ) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Every table of the report as (header, rows) of strings: the HTML and the Markdown
-    pages both render these, so they cannot disagree. With ``baseline`` (a method among
-    the runs), each method's relative gain over it on head and on tail users is added."""
+    pages both render these, so they cannot disagree. With ``baseline`` (a variant, or a
+    method with one variant among the runs), each variant's relative gain over it on head
+    and on tail users is added."""
     f = lambda x: f"{x:.4f}"  # noqa: E731
     out = {}
     methods = by_method(analyses)
     if baseline is not None and baseline not in methods:
-        raise ValueError(f"baseline {baseline!r} is not among the runs' methods {sorted(methods)}")
-    header = ["method", "runs", *FIG4, "head-rate IQR"]
+        named = {variant(a) for a in analyses if a["method"] == baseline}
+        if len(named) != 1:
+            raise ValueError(
+                f"baseline {baseline!r} names {len(named)} of the runs' variants {sorted(methods)}"
+            )
+        baseline = named.pop()
+    header = ["variant", "runs", *FIG4, "head-rate IQR"]
     rows = [
         [m, str(r["runs"]), *(f(r[k]) for k in (*FIG4, "head-rate IQR"))]
         for m, r in methods.items()
@@ -378,7 +391,7 @@ def tables(
         [[a["label"], a["method"], a["dataset"], str(a["seed"]),
           *(f(a["test"][m]) if a["test"] else "-" for m in METRICS)] for a in analyses],
     )  # fmt: skip
-    out["By method, mean over runs (Fig. 3 and 4)"] = summary
+    out["By variant, mean over seeds (Fig. 3 and 4)"] = summary
     groups = list(analyses[0]["groups"])
     out[f"Test {GROUP_METRIC} by user group (users in brackets)"] = (
         ["run", *(f"{g} ({analyses[0]['groups'][g]['users']:,})" for g in groups)],
