@@ -5,7 +5,9 @@
 
 Results go to benchmarks/results/sweep-NAME/ (finished runs are skipped, interrupted ones
 resume); the summary ranks settings by mean validation NDCG@20 (never by test) and is
-written to benchmarks/results/sweep-NAME.md.
+written to benchmarks/results/sweep-NAME.md. The runs feed the report's Fig. 5 plot:
+
+    s4rec report runs/bench/sweep-NAME/* --sweep s4rec.alpha --out report-alpha
 """
 
 from __future__ import annotations
