@@ -454,9 +454,9 @@ def write_report(
     for title, (header, rows) in tabs.items():
         parts += [f"<h2>{html.escape(title)}</h2>", _html_table(header, rows)]
     for name, title, png in figures:
-        data = base64.b64encode(png).decode()
+        data, alt = base64.b64encode(png).decode(), html.escape(name, quote=True)
         parts.append(
-            f"<h2>{html.escape(title)}</h2><img alt='{name}' src='data:image/png;base64,{data}'>"
+            f"<h2>{html.escape(title)}</h2><img alt='{alt}' src='data:image/png;base64,{data}'>"
         )
     parts.append("<h2>Configurations</h2>")
     for a in analyses:
