@@ -88,11 +88,11 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    from .report import _md_table, analyze_runs, tables
+    from .report import analyze_runs, md_table, tables
 
     analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
     for title, (header, rows) in tables(analyses).items():
-        print(f"{title}\n\n{_md_table(header, rows)}\n")
+        print(f"{title}\n\n{md_table(header, rows)}\n")
     print("wrote " + ", ".join(f"{a['run']}/analysis.json" for a in analyses))
 
 
@@ -201,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
                 help="plot test metrics against this setting, e.g. s4rec.alpha",
             )
             a.add_argument("--baseline", metavar="METHOD",
-                           help="add each method's head and tail gains over this one")  # fmt: skip
+                           help="variant (run name without -sSEED) or method to compare with")  # fmt: skip
 
     d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
     d.add_argument("--data-dir")

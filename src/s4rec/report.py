@@ -419,7 +419,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -469,12 +469,12 @@ def write_report(
     (out / "report.html").write_text("".join(parts))
     md = ["# s4rec report", ""]
     for title, (header, rows) in tabs.items():
-        md += [f"## {title}", "", _md_table(header, rows), ""]
+        md += [f"## {title}", "", md_table(header, rows), ""]
     md += [f"## {title}\n\n![{name}]({name}.png)\n" for name, title, _ in figures]
     md += [
         "## Versions and machine",
         "",
-        _md_table(["", ""], [[k, v] for k, v in versions.items()]),
+        md_table(["", ""], [[k, v] for k, v in versions.items()]),
     ]
     (out / "report.md").write_text("\n".join(md) + "\n")
     return out / "report.html"
