@@ -118,14 +118,20 @@ def k_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def best_epochs(runs: list[dict], dataset: str, method: str) -> list[int]:
+    """Best validation epoch of each seed of the method's untagged BCE runs on the dataset."""
+    key = (dataset, method, "bce", "")
+    return [r["best_epoch"] for r in runs
+            if (r["dataset"], r["method"], r["loss"], r.get("tag", "")) == key]  # fmt: skip
+
+
 def time_to_best(costs: list[dict], runs: list[dict]) -> list[str]:
     """Rows estimating time to the best validation epoch on Beauty: the median best epoch of
     the untagged BCE runs times the measured (epoch + evaluation) time at each thread count."""
     lines = []
     for c in costs:
         for name, method in (("sasrec_bce", "sasrec"), ("s4rec_bce", "s4rec")):
-            best = [r["best_epoch"] for r in runs if (r["dataset"], r["method"], r["loss"], r.get("tag", ""))
-                    == ("beauty", method, "bce", "")]  # fmt: skip
+            best = best_epochs(runs, "beauty", method)
             if not best:
                 continue
             epoch = c["epochs"][name]["seconds_median"] + c["evaluation"]["seconds_median"]
@@ -165,8 +171,7 @@ def table5(results: list[dict], runs: list[dict]) -> list[str]:
                 m: e["seconds_median"] + row["validation_seconds"] for m, e in row["epochs"].items()
             }
             for method, e in row["epochs"].items():
-                best = [x["best_epoch"] for x in runs if (x["dataset"], x["method"], x["loss"],
-                        x.get("tag", "")) == (dataset, method, "bce", "")]  # fmt: skip
+                best = best_epochs(runs, dataset, method)
                 converged = (f"{statistics.median(best):g} ({len(best)}) | "
                              f"{statistics.median(best) * full[method] / 60:.1f}"
                              if best else "not run | -")  # fmt: skip
