@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -13,19 +15,27 @@ from .config import Config
 from .model import SequenceEncoder, build_encoder
 
 
-def save_atomic(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` with torch.save to a temporary file, then rename it over ``path``."""
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file to write instead of ``path``, renamed over it once written and synced: a
+    reader sees the old file or the whole new one, never a part; on error it is removed."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` with torch.save to a temporary file, then rename it over ``path``."""
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -44,8 +54,14 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path) -> tuple[Config, SequenceEncoder, list[str]]:
     """The configuration, the trained encoder (eval mode) and the raw item ids of a checkpoint."""
-    state = load_state(path)
-    cfg = Config.from_dict(state["config"], where=str(path))
+    return model_from_state(load_state(path), str(path))
+
+
+def model_from_state(
+    state: dict[str, Any], where: str
+) -> tuple[Config, SequenceEncoder, list[str]]:
+    """``load_model`` for a checkpoint already read with ``load_state``."""
+    cfg = Config.from_dict(state["config"], where=where)
     model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model, state.get("n_users", 0))
     model.load_state_dict(state["model"])
     return cfg, model.eval(), list(state["item_ids"])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .checkpoint import atomic_file
 from .data.dataset import LeaveOneOut, Split
 from .evaluate import Ranker
 from .model import SequenceEncoder
@@ -24,17 +23,10 @@ def write_predictions(
     """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically."""
     ids, scores = Ranker(model, data, user_batch).top_k(split, k)
     users, items = data.seqs.user_ids, data.seqs.item_ids
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            for u, (row, vals) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
-                best = (items[i - 1] for i, v in zip(row, vals, strict=True) if v > float("-inf"))
-                f.write(users[u] + "\t" + " ".join(best) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        for u, (row, vals) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
+            best = (items[i - 1] for i, v in zip(row, vals, strict=True) if v > float("-inf"))
+            f.write(users[u] + "\t" + " ".join(best) + "\n")
 
 
 @torch.no_grad()

@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,12 +37,12 @@ from .analysis import (
     nmi,
     training_representations,
 )
-from .checkpoint import load_model, load_state
+from .checkpoint import atomic_file, load_state, model_from_state
 from .config import Config
 from .data.dataset import LeaveOneOut
 from .evaluate import Ranker
 from .kmeans import kmeans
-from .model import BERT4Rec, GRU4Rec, SASRec
+from .model import GRU4Rec, SASRec
 from .train import load_data
 
 METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
@@ -57,14 +56,6 @@ def _needs(module: str) -> Any:
         raise SystemExit(
             f"this needs {module}: pip install 's4rec[report]' (matplotlib, scikit-learn)"
         ) from err
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def read_curves(log: Path) -> dict[str, list[float]]:
@@ -103,12 +94,15 @@ def analyze_run(
     data: LeaveOneOut | None = None,
     tsne_points: int = 1000,
     seed: int = 0,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Analyse one run (see the module docstring) and write ``RUN_DIR/analysis.json``."""
+    """Analyse one run (see the module docstring) and write ``RUN_DIR/analysis.json``;
+    ``state`` is its ``best.pt`` when the caller has read it already."""
     run_dir = Path(run_dir)
     start = time.perf_counter()
-    cfg, model, _ = load_model(run_dir / "best.pt")
-    heads = load_state(run_dir / "best.pt").get("heads", {})
+    state = state if state is not None else load_state(run_dir / "best.pt")
+    cfg, model, _ = model_from_state(state, str(run_dir / "best.pt"))
+    heads = state.get("heads", {})
     data = data if data is not None else load_data(cfg)
     results_path = run_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -126,7 +120,7 @@ def analyze_run(
         "clusters": None,
         "tsne": None,
     }
-    if isinstance(model, (SASRec, BERT4Rec, GRU4Rec)):  # encoders of the history alone
+    if isinstance(model, (SASRec, GRU4Rec)):  # encoders of the history alone (BERT4Rec too)
         z = training_representations(model, data, cfg.data.max_len, cfg.model.pooling)
         clusters, source, k = run_clusters(cfg, heads, z)
         is_head = np.asarray(data.is_head, dtype=bool)
@@ -147,7 +141,8 @@ def analyze_run(
                 "cluster": clusters[rows].tolist(),
             }
     out["seconds"] = round(time.perf_counter() - start, 2)
-    _write_json(run_dir / "analysis.json", out)
+    with atomic_file(run_dir / "analysis.json") as f:
+        json.dump(out, f, indent=1)
     return out
 
 
@@ -172,13 +167,14 @@ def analyze_runs(
         ):
             out.append(json.loads(cached.read_text()))
             continue
-        cfg = Config.from_dict(load_state(run_dir / "best.pt")["config"], where=str(run_dir))
+        state = load_state(run_dir / "best.pt")
+        cfg = Config.from_dict(state["config"], where=str(run_dir))
         cfg.data.data_dir = data_dir or cfg.data.data_dir
         key = (cfg.data.dataset, cfg.data.data_dir, cfg.data.min_length, cfg.data.head_fraction,
                cfg.data.synthetic_users)  # fmt: skip
         if key not in datasets:
             datasets[key] = load_data(cfg)
-        out.append(analyze_run(run_dir, datasets[key], tsne_points))
+        out.append(analyze_run(run_dir, datasets[key], tsne_points, state=state))
     return out
 
 
