@@ -421,10 +421,14 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
     )
 
 
-@pytest.mark.parametrize("method", ["iclrec", "sr+csd"])
-def test_kmeans_intents_are_refreshed_each_epoch_and_used(method, data_200, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("method", "denoise"), [("iclrec", True), ("iclrec", False), ("sr+csd", True)]
+)
+def test_kmeans_intents_are_refreshed_each_epoch_and_used(
+    method, denoise, data_200, tmp_path: Path
+) -> None:
     """Per-epoch K-means of all training sequences; h(u) = nearest centroid; same terms."""
-    cfg = s4rec_config(method, "s4rec.prototypes=8")
+    cfg = s4rec_config(method, "s4rec.prototypes=8", f"s4rec.icl_denoise={denoise}")
     trainer = Trainer(cfg, tmp_path, data_200)
     obj = trainer.objective
     assert obj.centroids.abs().sum() == 0
@@ -446,12 +450,12 @@ def test_kmeans_intents_are_refreshed_each_epoch_and_used(method, data_200, tmp_
         h = nearest(zb, obj.centroids)[0]
         views = encode_views(obj.model, batch, ("flat", cfg.model.pooling))
         z1, z2 = views[cfg.model.pooling]
-        c = obj.centroids[h]
+        c, g = obj.centroids[h], (h if denoise else None)
         loss = SequenceContrastiveLoss(cfg.s4rec.tau2, cfg.s4rec.similarity)
         if method == "iclrec":
             expected = {
                 "contrastive": loss(*views["flat"]),
-                "intent": (loss(z1, c, None, None, h) + loss(z2, c, None, None, h)) / 2,
+                "intent": (loss(z1, c, None, None, g) + loss(z2, c, None, None, g)) / 2,
             }
         else:
             dist = DistillationLoss(cfg.s4rec.tau3)

@@ -262,8 +262,8 @@ class S4RecObjective(NextItemObjective):
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
             if s.icl > 0:  # ICLRec: each view against its sequence's intent, mean over views
-                c = mu[assigned]
-                one, two = (self.contrastive(v, c, groups=assigned) for v in (z1, z2))
+                c, groups = mu[assigned], (assigned if s.icl_denoise else None)
+                one, two = (self.contrastive(v, c, groups=groups) for v in (z1, z2))
                 terms["intent"] = (one + two) / 2
         if s.lam > 0:
             logits = self.classifier(z, reversal_scale(s, int(self.steps)))
