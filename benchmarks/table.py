@@ -97,25 +97,22 @@ def cost_table(costs: list[dict], runs: list[dict]) -> list[str]:
     return [*lines, *time_to_best(costs, runs), "", *(f"Machine: {m}." for m in machines)]
 
 
-def k_table(runs: list[dict]) -> list[str]:
-    """Table 4: S^4Rec on Beauty (BCE protocol) by the number of prototypes K and batch, seed 1."""
-    by_k = {}
-    for r in runs:
-        if r["method"] != "s4rec":
-            continue
-        k, batch = r["config"]["s4rec"]["prototypes"], r["config"]["train"]["batch_size"]
-        tags = {"", f"-k{k}", "-b256", f"-k{k}-b256"}
-        if (r["dataset"], r["loss"], r["seed"]) == ("beauty", "bce", 1) and r["tag"] in tags:
-            by_k[(batch, k)] = r
-    lines = [
-        "| batch | K | HR@5 (paper) | " + " | ".join(METRICS) + " |",
-        "|---|---|---|" + "---|" * len(METRICS),
-    ]
-    for batch, k in sorted(by_k, key=lambda bk: (-bk[0], bk[1])):
-        test = by_k[(batch, k)]["test"]
-        lines.append(f"| {batch} | {k} | {PAPER_K_HR5.get(k, float('nan')):.4f} | "
-                     + " | ".join(f"{test[m]:.4f}" for m in METRICS) + " |")  # fmt: skip
-    return lines
+def sweep_table(results: list[dict]) -> list[str]:
+    """Table 4 and Fig. 5: S^4Rec's test accuracy against K and each loss weight, from
+    benchmarks/fig5.py (one row per value, mean over its seeds)."""
+    lines = ["| dataset | batch | setting | value | seeds | " + " | ".join(METRICS)
+             + " | paper HR@5 |", "|---|---|---|---|---|" + "---|" * len(METRICS) + "---|"]  # fmt: skip
+    for r in results:
+        for sweep in r["sweeps"]:
+            key = sweep["key"]
+            for pt in sweep["points"]:
+                paper = PAPER_K_HR5.get(pt["value"]) if key == "s4rec.prototypes" else None
+                lines.append(f"| {r['dataset']} | {sweep['batch']} | `{key}` | {pt['value']:g} | "
+                             f"{pt['seeds']} | " + " | ".join(f"{pt[m]:.4f}" for m in METRICS)
+                             + f" | {'-' if paper is None else f'{paper:.4f}'} |")  # fmt: skip
+    notes = [f"`python benchmarks/fig5.py --dataset {r['dataset']}`; plots in "
+             f"`{r['report']}/report.md`." for r in results]  # fmt: skip
+    return [*lines, "", *notes]
 
 
 def best_epochs(runs: list[dict], dataset: str, method: str) -> list[int]:
@@ -233,8 +230,8 @@ def render() -> str:
     )
     body = ["### Accuracy (test, full ranking, best validation NDCG@20 checkpoint)", "",
             *accuracy_table(runs), "", note, "",
-            "### Number of prototypes (Table 4; Beauty, BCE protocol, seed 1; the paper's batch"
-            " is 512)", "", *k_table(runs),
+            "### Number of prototypes and loss weights (Table 4, Fig. 5; BCE protocol; the"
+            " paper's batch is 512)", "", *sweep_table(kinds["fig5"]),
             "", "### Cost", "", *cost_table(costs, runs),
             "", "### Intents and head rates on planted-intent synthetic data", "",
             *probe_table(kinds["intent_probe"])]  # fmt: skip

@@ -141,13 +141,21 @@ def test_report_page_has_every_image_and_the_results(
             assert (tmp_path / line.split("(")[1].rstrip(")")).exists()
 
 
-def test_sweep_points_group_seeds_by_value() -> None:
-    a = lambda v, x: {"method": "s4rec", "config": {"s4rec": {"alpha": v}}, "test": {"HR@5": x}}  # noqa: E731
-    pts = sweep_points([a(0.1, 0.2), a(0.01, 0.1), a(0.1, 0.4)], "s4rec.alpha", "HR@5")
-    assert pts["s4rec"][0] == (0.01, 0.1, 0.0, 1)
-    assert pts["s4rec"][1][:2] == (0.1, pytest.approx(0.3)) and pts["s4rec"][1][3] == 2
+def test_sweep_points_group_seeds_by_value_and_series_by_the_rest() -> None:
+    def a(method: str, alpha: float, x: float, seed: int = 1, batch: int = 512) -> dict:
+        cfg = {"s4rec": {"alpha": alpha}, "train": {"seed": seed, "batch_size": batch}}
+        return {"method": method, "config": {"method": method, **cfg}, "test": {"HR@5": x}}
+
+    runs = [a("s4rec", 0.1, 0.2), a("s4rec", 0.01, 0.1, 2), a("s4rec", 0.1, 0.4, 3),
+            a("s4rec-no-clust", 0.0, 0.05), a("s4rec", 0.1, 0.9, batch=256)]  # fmt: skip
+    pts = sweep_points(runs, "s4rec.alpha", "HR@5")
+    assert set(pts) == {"s4rec/s4rec-no-clust"}  # the batch-256 run alone is no sweep
+    one = pts["s4rec/s4rec-no-clust"]
+    assert one[0] == (0.0, 0.05, 0.0, 1) and one[1] == (0.01, 0.1, 0.0, 1)
+    assert one[2][:2] == (0.1, pytest.approx(0.3)) and one[2][3] == 2
+    assert sweep_points(runs[-1:], "s4rec.alpha", "HR@5") == {"s4rec": [(0.1, 0.9, 0.0, 1)]}
     with pytest.raises(ValueError, match="unknown configuration key"):
-        sweep_points([a(0.1, 0.2)], "s4rec.nope", "HR@5")
+        sweep_points(runs[:1], "s4rec.nope", "HR@5")
 
 
 def test_cli_analyze_and_report(runs: list[Path], tmp_path: Path, capsys) -> None:

@@ -282,17 +282,43 @@ def config_value(cfg: dict, key: str) -> Any:
     return node
 
 
+def _without(cfg: dict, keys: tuple[str, ...]) -> dict:
+    """``cfg`` with the dotted ``keys`` removed (a copy)."""
+    out = json.loads(json.dumps(cfg))
+    for key in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node.pop(last)
+    return out
+
+
 def sweep_points(analyses: list[dict], key: str, metric: str) -> dict[str, list[tuple]]:
-    """Method -> [(value, mean, std, seeds)] of test ``metric`` over runs grouped by ``key``."""
-    by: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    """Series -> [(value, mean, std, seeds)] of test ``metric`` against ``key``.
+
+    A series is the runs whose configurations agree on everything but ``key``, the seed
+    and the method name, so an ablation that zeroes the swept weight (``s4rec-no-gr`` for
+    ``s4rec.lam``) joins the sweep; it is labelled with the methods in it. A series with a
+    single value is no sweep: it is left out when another series has several."""
+    series: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    methods: dict[str, set[str]] = defaultdict(set)
     for a in analyses:
         if a["test"]:
-            by[a["method"]][config_value(a["config"], key)].append(a["test"][metric])
+            cfg = Config.from_dict(a["config"]).to_dict()  # runs from older code get defaults
+            value = config_value(cfg, key)
+            rest = json.dumps(_without(cfg, (key, "method", "train.seed")), sort_keys=True)
+            series[rest][value].append(a["test"][metric])
+            methods[rest].add(a["method"])
+    widest = max((len(values) for values in series.values()), default=0)
     return {
-        m: [(v, statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
-            for v, xs in sorted(values.items())]
-        for m, values in by.items()
-    }  # fmt: skip
+        "/".join(sorted(methods[rest])): [
+            (v, statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
+            for v, xs in sorted(values.items())
+        ]
+        for rest, values in series.items()
+        if len(values) > 1 or widest == 1
+    }
 
 
 def plot_sweep(
