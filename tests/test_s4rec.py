@@ -422,13 +422,15 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
 
 
 @pytest.mark.parametrize(
-    ("method", "denoise"), [("iclrec", True), ("iclrec", False), ("sr+csd", True)]
+    ("method", "denoise", "unit"),
+    [("iclrec", False, True), ("iclrec", True, False), ("sr+csd", True, False)],
 )
 def test_kmeans_intents_are_refreshed_each_epoch_and_used(
-    method, denoise, data_200, tmp_path: Path
+    method, denoise, unit, data_200, tmp_path: Path
 ) -> None:
     """Per-epoch K-means of all training sequences; h(u) = nearest centroid; same terms."""
-    cfg = s4rec_config(method, "s4rec.prototypes=8", f"s4rec.icl_denoise={denoise}")
+    sets = [f"s4rec.icl_denoise={denoise}", f"s4rec.icl_unit_intents={unit}"]
+    cfg = s4rec_config(method, "s4rec.prototypes=8", *sets)
     trainer = Trainer(cfg, tmp_path, data_200)
     obj = trainer.objective
     assert obj.centroids.abs().sum() == 0
@@ -451,11 +453,12 @@ def test_kmeans_intents_are_refreshed_each_epoch_and_used(
         views = encode_views(obj.model, batch, ("flat", cfg.model.pooling))
         z1, z2 = views[cfg.model.pooling]
         c, g = obj.centroids[h], (h if denoise else None)
+        u = F.normalize(c, dim=1) if unit else c
         loss = SequenceContrastiveLoss(cfg.s4rec.tau2, cfg.s4rec.similarity)
         if method == "iclrec":
             expected = {
                 "contrastive": loss(*views["flat"]),
-                "intent": (loss(z1, c, None, None, g) + loss(z2, c, None, None, g)) / 2,
+                "intent": (loss(z1, u, None, None, g) + loss(z2, u, None, None, g)) / 2,
             }
         else:
             dist = DistillationLoss(cfg.s4rec.tau3)

@@ -93,6 +93,7 @@ class S4RecConfig:
     kmeans_sample: int = 256  # fit on at most this many points per centroid (faiss's default)
     icl: float = 0.0  # weight of ICLRec's intent contrastive loss (views vs. their intent)
     icl_denoise: bool = True  # drop same-intent sequences from its negatives (ICLRec's --de_noise)
+    icl_unit_intents: bool = False  # contrast with L2-normalised centroids (ICLRec's code does)
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 3
     freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move

@@ -82,16 +82,19 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "iclrec",
-            "ICLRec (Chen et al., WWW'22) as its code trains it: per-epoch K-means (K = 256) of "
-            "the mean-pooled training sequences; intent contrastive loss of each view against "
-            "its sequence's intent with false negatives of the same intent removed, plus "
-            "CL4SRec's instance term; dot products, temperature 1, both weights 0.1 on means.",
+            "ICLRec (Chen et al., WWW'22) as its official Beauty script trains it: per-epoch "
+            "K-means (K = 256) of the mean-pooled training sequences; intent contrastive loss "
+            "of each view against its sequence's L2-normalised centroid, without the "
+            "false-negative mitigation (no --de_noise), plus CL4SRec's instance term; dot "
+            "products, temperature 1, both weights 0.1 on means.",
             {
                 **CL4SREC,
                 "model.pooling": "mean",
                 "s4rec.clustering": "kmeans",
                 "s4rec.prototypes": 256,
                 "s4rec.icl": 0.05,
+                "s4rec.icl_denoise": False,
+                "s4rec.icl_unit_intents": True,
             },
         ),
         Method(

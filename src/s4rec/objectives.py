@@ -262,7 +262,8 @@ class S4RecObjective(NextItemObjective):
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
             if s.icl > 0:  # ICLRec: each view against its sequence's intent, mean over views
-                c, groups = mu[assigned], (assigned if s.icl_denoise else None)
+                c = F.normalize(mu[assigned], dim=1) if s.icl_unit_intents else mu[assigned]
+                groups = assigned if s.icl_denoise else None
                 one, two = (self.contrastive(v, c, groups=groups) for v in (z1, z2))
                 terms["intent"] = (one + two) / 2
         if s.lam > 0:
