@@ -34,8 +34,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     start, code = time.perf_counter(), commit()
-    runs = [d for m in METHODS for pattern in (f"{args.dataset}-{m}-bce-s*", f"{args.dataset}-{m}-bce-b256-s*")
-            for d in sorted(args.runs_dir.glob(pattern)) if (d / "results.json").exists()]  # fmt: skip
+    runs = [d for m in METHODS for tag in ("", "-b256", "-b512")
+            for d in sorted(args.runs_dir.glob(f"{args.dataset}-{m}-bce{tag}-s*"))
+            if (d / "results.json").exists()]  # fmt: skip
     if not runs:
         raise SystemExit(f"no finished {args.dataset} runs under {args.runs_dir}")
     analyses = analyze_runs(runs, args.tsne_points, reuse=False)
@@ -43,20 +44,23 @@ def main() -> None:
     write_report(analyses, out, baseline=f"{args.dataset}-sasrec-bce")
     variants = by_method(analyses)
     checks = {}
-    sasrec = variants.get(f"{args.dataset}-sasrec-bce")
-    for batch in ("", "-b256"):  # S^4Rec at the paper's batch, and the earlier batch-256 runs
-        s4 = variants.get(f"{args.dataset}-s4rec-bce{batch}")
-        if s4 is None or sasrec is None:
+    pre = f"{args.dataset}-"
+    # (S^4Rec variant, SASRec at the same batch): 512 is the paper's S^4Rec batch, 256 ICLRec's
+    for s4rec, sasrec in (("s4rec-bce", "sasrec-bce-b512"), ("s4rec-bce", "sasrec-bce"),
+                          ("s4rec-bce-b256", "sasrec-bce")):  # fmt: skip
+        s4, base = variants.get(pre + s4rec), variants.get(pre + sasrec)
+        if s4 is None or base is None:
             continue
         for m in ("HR@5", "NDCG@5"):
-            checks[f"s4rec{batch}: tail {m} gain > head {m} gain"] = bool(
-                s4[f"tail {m}"] / sasrec[f"tail {m}"] > s4[f"head {m}"] / sasrec[f"head {m}"]
+            checks[f"{s4rec} vs {sasrec}: tail {m} gain > head {m} gain"] = bool(
+                s4[f"tail {m}"] / base[f"tail {m}"] > s4[f"head {m}"] / base[f"head {m}"]
             )
-        for other in (f"{args.dataset}-s4rec-no-gr-bce{batch}", f"{args.dataset}-iclrec-bce"):
-            if other in variants:
-                checks[f"s4rec{batch}: head-rate IQR < {other}"] = bool(
-                    s4["head-rate IQR"] < variants[other]["head-rate IQR"]
-                )
+    for s4rec, other in (("s4rec-bce", "s4rec-no-gr-bce"), ("s4rec-bce-b256", "s4rec-no-gr-bce-b256"),
+                         ("s4rec-bce", "iclrec-bce"), ("s4rec-bce-b256", "iclrec-bce")):  # fmt: skip
+        if pre + s4rec in variants and pre + other in variants:
+            checks[f"{s4rec}: head-rate IQR < {other}"] = bool(
+                variants[pre + s4rec]["head-rate IQR"] < variants[pre + other]["head-rate IQR"]
+            )
     write_result(
         f"head-tail-{args.dataset}",
         {"benchmark": "head_tail", "dataset": args.dataset, "runs": [d.name for d in runs],
