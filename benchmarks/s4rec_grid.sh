@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # S^4Rec benchmarks, one lane: the named tables run one after another with one thread.
 # Finished runs are skipped and interrupted ones resume. Needs S4REC_DATA.
-#   table2: sasrec and s4rec on Beauty for each seed in $SEEDS, then seed 1 on toys, sports, ml-1m
+#   table2: sasrec (ICLRec's batch 256 and S^4Rec's 512) and s4rec on Beauty for each seed
+#           in $SEEDS, then seed 1 on toys, sports, ml-1m
 #   table3: the ablations on Beauty (online clustering, then K-means: SR+CSD, SR+CSD+GR), each seed in $SEEDS
 #   table4: K in 32 512 64 256 on Beauty, seed 1 (K = 128 is table2's s4rec run)
 #   ce:     s4rec under the CE protocol (configs/ce.yaml, its batch of 64) on Beauty, seed 1
@@ -12,7 +13,10 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3}
 run() { python benchmarks/train_run.py --threads 1 "$@" || echo "FAILED: $*"; }
 table2() {
-  for s in $SEEDS; do for m in sasrec s4rec; do run --dataset beauty --method "$m" --seed "$s"; done; done
+  for s in $SEEDS; do
+    for m in sasrec s4rec; do run --dataset beauty --method "$m" --seed "$s"; done
+    run --dataset beauty --method sasrec --seed "$s" --tag=-b512 --set train.batch_size=512
+  done
   for d in toys sports ml-1m; do for m in sasrec s4rec; do run --dataset "$d" --method "$m" --seed 1; done; done
 }
 table3() {
@@ -26,6 +30,6 @@ table4() {
   done
 }
 ce() { run --dataset beauty --method s4rec --protocol ce --seed 1 --set train.batch_size=64; }
-[ $# -gt 0 ] || { sed -n '2,10p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,11p' "$0"; exit 2; }
 mkdir -p runs/logs
 for t in "$@"; do "$t"; done
