@@ -154,6 +154,9 @@ def test_sweep_points_group_seeds_by_value_and_series_by_the_rest() -> None:
     assert one[0] == (0.0, 0.05, 0.0, 1) and one[1] == (0.01, 0.1, 0.0, 1)
     assert one[2][:2] == (0.1, pytest.approx(0.3)) and one[2][3] == 2
     assert sweep_points(runs[-1:], "s4rec.alpha", "HR@5") == {"s4rec": [(0.1, 0.9, 0.0, 1)]}
+    two = sweep_points([*runs[:2], runs[4], a("s4rec", 0.2, 0.5, batch=256)], "s4rec.alpha", "HR@5")
+    assert two == {"s4rec": [(0.01, 0.1, 0.0, 1), (0.1, 0.2, 0.0, 1)],
+                   "s4rec (2)": [(0.1, 0.9, 0.0, 1), (0.2, 0.5, 0.0, 1)]}  # fmt: skip
     with pytest.raises(ValueError, match="unknown configuration key"):
         sweep_points(runs[:1], "s4rec.nope", "HR@5")
 

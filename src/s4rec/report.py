@@ -299,8 +299,9 @@ def sweep_points(analyses: list[dict], key: str, metric: str) -> dict[str, list[
 
     A series is the runs whose configurations agree on everything but ``key``, the seed
     and the method name, so an ablation that zeroes the swept weight (``s4rec-no-gr`` for
-    ``s4rec.lam``) joins the sweep; it is labelled with the methods in it. A series with a
-    single value is no sweep: it is left out when another series has several."""
+    ``s4rec.lam``) joins the sweep; it is labelled with the methods in it (numbered when
+    two series share them). A series with a single value is no sweep: it is left out when
+    another series has several."""
     series: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     methods: dict[str, set[str]] = defaultdict(set)
     for a in analyses:
@@ -311,14 +312,18 @@ def sweep_points(analyses: list[dict], key: str, metric: str) -> dict[str, list[
             series[rest][value].append(a["test"][metric])
             methods[rest].add(a["method"])
     widest = max((len(values) for values in series.values()), default=0)
-    return {
-        "/".join(sorted(methods[rest])): [
-            (v, statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
-            for v, xs in sorted(values.items())
-        ]
-        for rest, values in series.items()
-        if len(values) > 1 or widest == 1
-    }
+    out: dict[str, list[tuple]] = {}
+    seen: dict[str, int] = defaultdict(int)
+    for rest, values in series.items():
+        if len(values) > 1 or widest == 1:
+            base = "/".join(sorted(methods[rest]))
+            seen[base] += 1
+            label = base if seen[base] == 1 else f"{base} ({seen[base]})"
+            out[label] = [
+                (v, statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
+                for v, xs in sorted(values.items())
+            ]
+    return out
 
 
 def plot_sweep(
