@@ -41,8 +41,9 @@ def main() -> None:
         raise SystemExit(f"no finished {args.dataset} runs under {args.runs_dir}")
     analyses = analyze_runs(runs, args.tsne_points, reuse=False)
     out = ROOT / "benchmarks" / "reports" / args.dataset
-    write_report(analyses, out, baseline=f"{args.dataset}-sasrec-bce")
     variants = by_method(analyses)
+    sasrecs = (f"{args.dataset}-sasrec-bce", f"{args.dataset}-sasrec-bce-b512")  # batch 256, 512
+    write_report(analyses, out, baselines=tuple(b for b in sasrecs if b in variants))
     checks = {}
     pre = f"{args.dataset}-"
     # (S^4Rec variant, SASRec at the same batch): 512 is the paper's S^4Rec batch, 256 ICLRec's

@@ -120,7 +120,7 @@ class _Page(HTMLParser):
 def test_report_page_has_every_image_and_the_results(
     runs: list[Path], analyses: list[dict], tmp_path: Path
 ) -> None:
-    page_path = write_report(analyses, tmp_path, sweeps=("s4rec.alpha",), baseline="sasrec")
+    page_path = write_report(analyses, tmp_path, sweeps=("s4rec.alpha",), baselines=("sasrec",))
     page = _Page()
     page.feed(page_path.read_text())
     # head rates, groups, one sweep, a t-SNE map and training curves per run
@@ -188,7 +188,7 @@ def test_by_method_means_and_gains(analyses: list[dict]) -> None:
     row = by_method(twice)[runs_variant(analyses[0])]
     assert row["runs"] == 2
     assert row["head HR@5"] == pytest.approx(analyses[0]["groups"]["head"]["HR@5"] + 0.05)
-    header, rows = tables(analyses, baseline="sasrec")["By variant, mean over seeds (Fig. 3 and 4)"]
+    header, rows = tables(analyses, ("sasrec",))["By variant, mean over seeds (Fig. 3 and 4)"]
     assert header[-4:] == [
         "head HR@5 gain",
         "head NDCG@5 gain",
@@ -196,5 +196,9 @@ def test_by_method_means_and_gains(analyses: list[dict]) -> None:
         "tail NDCG@5 gain",
     ]
     assert rows[0][-4:] == ["+0.0%"] * 4 or "-" in rows[0][-4:]  # the baseline against itself
+    header, rows = tables(analyses, ("sasrec", "s4rec"))[
+        "By variant, mean over seeds (Fig. 3 and 4)"
+    ]
+    assert len(header) == len(rows[0]) and header[-1].startswith("tail NDCG@5 gain vs ")
     with pytest.raises(ValueError, match="names 0 of the runs' variants"):
-        tables(analyses, baseline="bert4rec")
+        tables(analyses, ("bert4rec",))

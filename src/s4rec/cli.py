@@ -100,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .report import analyze_runs, write_report
 
     analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
-    path = write_report(analyses, args.out, tuple(args.sweep), args.baseline)
+    path = write_report(analyses, args.out, tuple(args.sweep), tuple(args.baseline))
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
@@ -200,8 +200,9 @@ def parser() -> argparse.ArgumentParser:
                 metavar="KEY",
                 help="plot test metrics against this setting, e.g. s4rec.alpha",
             )
-            a.add_argument("--baseline", metavar="METHOD",
-                           help="variant (run name without -sSEED) or method to compare with")  # fmt: skip
+            a.add_argument("--baseline", action="append", default=[], metavar="METHOD",
+                           help="variant (run name without -sSEED) or method to compare with;"
+                                " repeat for several")  # fmt: skip
 
     d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
     d.add_argument("--data-dir")

@@ -385,31 +385,38 @@ def by_method(analyses: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _variant_named(analyses: list[dict], methods: dict, name: str) -> str:
+    """The variant ``name`` stands for: itself, or a method with one variant among the runs."""
+    if name in methods:
+        return name
+    named = {variant(a) for a in analyses if a["method"] == name}
+    if len(named) != 1:
+        raise ValueError(
+            f"baseline {name!r} names {len(named)} of the runs' variants {sorted(methods)}"
+        )
+    return named.pop()
+
+
 def tables(
-    analyses: list[dict], baseline: str | None = None
+    analyses: list[dict], baselines: tuple[str, ...] = ()
 ) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Every table of the report as (header, rows) of strings: the HTML and the Markdown
-    pages both render these, so they cannot disagree. With ``baseline`` (a variant, or a
-    method with one variant among the runs), each variant's relative gain over it on head
-    and on tail users is added."""
+    pages both render these, so they cannot disagree. For each of ``baselines`` (a variant,
+    or a method with one variant among the runs), each variant's relative gain over it on
+    head and on tail users is added."""
     f = lambda x: f"{x:.4f}"  # noqa: E731
     out = {}
     methods = by_method(analyses)
-    if baseline is not None and baseline not in methods:
-        named = {variant(a) for a in analyses if a["method"] == baseline}
-        if len(named) != 1:
-            raise ValueError(
-                f"baseline {baseline!r} names {len(named)} of the runs' variants {sorted(methods)}"
-            )
-        baseline = named.pop()
     header = ["variant", "runs", *FIG4, "head-rate IQR"]
     rows = [
         [m, str(r["runs"]), *(f(r[k]) for k in (*FIG4, "head-rate IQR"))]
         for m, r in methods.items()
     ]
-    if baseline is not None:
+    for name in baselines:
+        baseline = _variant_named(analyses, methods, name)
         base = methods[baseline]
-        header += [f"{k} gain" for k in FIG4]
+        suffix = f" vs {baseline}" if len(baselines) > 1 else ""
+        header += [f"{k} gain{suffix}" for k in FIG4]
         for row, r in zip(rows, methods.values(), strict=True):
             row += [f"{r[k] / base[k] - 1:+.1%}" if base[k] else "-" for k in FIG4]
     summary = (header, rows)
@@ -455,7 +462,7 @@ def write_report(
     analyses: list[dict],
     out_dir: str | Path,
     sweeps: tuple[str, ...] = (),
-    baseline: str | None = None,
+    baselines: tuple[str, ...] = (),
 ) -> Path:
     """Write ``report.html`` (self-contained), ``report.md`` and the PNGs to ``out_dir``."""
     if not analyses:
@@ -472,7 +479,7 @@ def write_report(
     figures = [(name, title, png) for name, title, png in figures if png is not None]
     for name, _, png in figures:
         (out / f"{name}.png").write_bytes(png)
-    tabs = tables(analyses, baseline)
+    tabs = tables(analyses, baselines)
     versions = _versions()
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>s4rec report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:"
