@@ -155,6 +155,18 @@ def test_checkpoint_round_trip(bce_run: tuple[Trainer, dict, Path]) -> None:
     assert torch.equal(ranks, Ranker(trainer.model, trainer.data).ranks("test"))
 
 
+def test_last_checkpoint_loads_as_a_model(bce_run: tuple[Trainer, dict, Path]) -> None:
+    """``last.pt`` holds the whole training objective; its encoder loads like ``best.pt``'s."""
+    _, _, out = bce_run
+    cfg, model, _ = load_model(out / "last.pt")
+    weights = load_state(out / "last.pt")["model"]
+    assert not model.training and set(model.state_dict()) == {
+        k.removeprefix("model.") for k in weights if k.startswith("model.")
+    }
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[f"model.{name}"])
+
+
 def test_load_state_rejects_other_files(tmp_path: Path) -> None:
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="format tag"):

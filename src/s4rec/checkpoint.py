@@ -60,8 +60,14 @@ def load_model(path: str | Path) -> tuple[Config, SequenceEncoder, list[str]]:
 def model_from_state(
     state: dict[str, Any], where: str
 ) -> tuple[Config, SequenceEncoder, list[str]]:
-    """``load_model`` for a checkpoint already read with ``load_state``."""
+    """``load_model`` for a checkpoint already read with ``load_state``: ``best.pt`` or a
+    training checkpoint ``last.pt``, whose encoder weights are taken from the objective's."""
     cfg = Config.from_dict(state["config"], where=where)
     model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model, state.get("n_users", 0))
-    model.load_state_dict(state["model"])
+    weights = state["model"]
+    if "progress" in state:  # a training checkpoint (last.pt) holds the whole objective
+        weights = {
+            k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")
+        }
+    model.load_state_dict(weights)
     return cfg, model.eval(), list(state["item_ids"])
