@@ -4,9 +4,9 @@ selected epoch (best validation NDCG@20, ``best.pt``) next to the last epoch's (
     python benchmarks/last_vs_best.py --dataset beauty --runs sasrec cl4srec iclrec s4rec
 
 Each run is ``runs/bench/DATASET-METHOD-bce-s1`` of ``benchmarks/train_run.py``; the table
-also gives the epoch at which validation HR@20 peaked, and how many users' test (or
-validation) target repeats an item of the history the evaluator excludes (it would be
-unrankable). Writes benchmarks/results/last-vs-best-DATASET.json.
+also gives the epoch at which validation HR@20 peaked, and, for every dataset of
+``--count-datasets``, how many users' test (or validation) target repeats an item of the
+history the evaluator excludes (it would be unrankable). Writes benchmarks/results/last-vs-best-DATASET.json.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main() -> None:
     )
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--runs", nargs="+", default=["sasrec", "cl4srec", "iclrec", "s4rec"])
+    p.add_argument("--count-datasets", nargs="+", default=["beauty", "sports", "toys", "ml-1m"])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,7 +77,10 @@ def main() -> None:
         {
             "benchmark": "last_vs_best",
             "dataset": args.dataset,
-            "targets_in_history": targets_in_history(data),
+            "targets_in_history": {
+                name: targets_in_history(load_data(cfg.override([f"data.dataset={name}"])))
+                for name in args.count_datasets
+            },
             "runs": rows,
             **provenance(time.perf_counter() - start, code),
         },
