@@ -157,8 +157,9 @@ def test_checkpoint_round_trip(bce_run: tuple[Trainer, dict, Path]) -> None:
 
 def test_last_checkpoint_loads_as_a_model(bce_run: tuple[Trainer, dict, Path]) -> None:
     """``last.pt`` holds the whole training objective; its encoder loads like ``best.pt``'s."""
-    _, _, out = bce_run
+    trainer, _, out = bce_run
     cfg, model, _ = load_model(out / "last.pt")
+    assert cfg == trainer.cfg
     weights = load_state(out / "last.pt")["model"]
     assert not model.training and set(model.state_dict()) == {
         k.removeprefix("model.") for k in weights if k.startswith("model.")
@@ -269,6 +270,18 @@ def test_resume_of_finished_run_and_config_mismatch(
     assert results["epochs"] == 4 and results["test"] == expected["test"]
     with pytest.raises(ValueError, match="another configuration"):
         Trainer(tiny_config(*RESUME, "train.lr=0.01"), tmp_path, data).fit(resume=True)
+
+
+def test_resume_with_a_longer_epoch_budget(
+    uninterrupted: tuple[Path, LeaveOneOut], tmp_path: Path
+) -> None:
+    """A run that reached its epoch cap continues under a larger ``train.epochs`` exactly
+    as if it had been given that budget from the start."""
+    full, data = uninterrupted
+    Trainer(tiny_config(*RESUME, "train.epochs=2"), tmp_path, data).fit()
+    Trainer(tiny_config(*RESUME), tmp_path, data).fit(resume=True)
+    assert comparable(tmp_path) == comparable(full)
+    assert Config.load(tmp_path / "config.yaml").train.epochs == 4
 
 
 def test_resume_of_a_checkpoint_from_before_an_option_existed(

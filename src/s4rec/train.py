@@ -40,6 +40,14 @@ def setup_runtime(cfg: Config) -> None:
     torch.use_deterministic_algorithms(cfg.train.deterministic)
 
 
+def _without_budget(cfg: Config) -> dict[str, Any]:
+    """The configuration as a dict without the epoch budget (epochs, patience): a run may
+    continue under a longer budget, and everything else must agree to resume."""
+    d = cfg.to_dict()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("epochs", "patience")}
+    return d
+
+
 def load_data(cfg: Config) -> LeaveOneOut:
     seqs = load_sequences(
         cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
@@ -130,10 +138,17 @@ class Trainer:
     def _resume(self) -> None:
         state = load_state(self.out / "last.pt")
         saved = Config.from_dict(state["config"], where=str(self.out / "last.pt"))
-        if saved.to_dict() != self.cfg.to_dict():  # options added since then take defaults
+        if _without_budget(saved) != _without_budget(self.cfg):  # new options take defaults
             raise ValueError(
                 f"{self.out / 'last.pt'} was written with another configuration; not resuming"
             )
+        if saved.to_dict() != self.cfg.to_dict():  # only the budget differs
+            log.info(
+                "%s: epoch budget %d -> %d, patience %d -> %d", self.out, saved.train.epochs,
+                self.cfg.train.epochs, saved.train.patience, self.cfg.train.patience,
+            )  # fmt: skip
+            if self.main:
+                self.cfg.save(self.out / "config.yaml")
         missing, unexpected = self.objective.load_state_dict(state["model"], strict=False)
         unexpected = [k for k in unexpected if k != "centroids"]  # saved by earlier versions
         if missing or unexpected:
