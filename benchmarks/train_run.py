@@ -4,7 +4,8 @@
     python benchmarks/train_run.py --dataset beauty --protocol ce --seed 1 --threads 1
 
 Resumable: the run directory (runs/bench/NAME) keeps last.pt; rerunning continues it, and a
-finished run (result file present) is skipped unless --force.
+finished run (result file present) is skipped unless --force; a run that reached its epoch
+cap continues with ``--force --set train.epochs=N``.
 """
 
 from __future__ import annotations
