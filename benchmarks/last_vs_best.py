@@ -6,7 +6,8 @@ selected epoch (best validation NDCG@20, ``best.pt``) next to the last epoch's (
 Each run is ``runs/bench/DATASET-METHOD-bce-s1`` of ``benchmarks/train_run.py``; the table
 also gives the epoch at which validation HR@20 peaked, and, for every dataset of
 ``--count-datasets``, how many users' test (or validation) target repeats an item of the
-history the evaluator excludes (it would be unrankable). Writes benchmarks/results/last-vs-best-DATASET.json.
+history the evaluator excludes (it would be unrankable).
+Writes benchmarks/results/last-vs-best-DATASET.json.
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ def main() -> None:
             "benchmark": "last_vs_best",
             "dataset": args.dataset,
             "targets_in_history": {
-                name: targets_in_history(load_data(cfg.override([f"data.dataset={name}"])))
+                name: targets_in_history(
+                    data
+                    if name == args.dataset
+                    else load_data(cfg.override([f"data.dataset={name}"]))
+                )
                 for name in args.count_datasets
             },
             "runs": rows,
