@@ -12,7 +12,7 @@ from torch import Tensor
 
 from conftest import tiny_config
 from s4rec.config import AugmentConfig
-from s4rec.data.augment import augment, crop, insert, mask, reorder
+from s4rec.data.augment import augment, crop, insert, mask, reorder, spans
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
 from s4rec.methods import apply_method
@@ -272,6 +272,17 @@ def test_augment_output_is_left_padded_and_trimmed() -> None:
         assert_left_padded_and_trimmed(
             augment(x, AugmentConfig(), MASK_ID, torch.tensor([1]), 10, g)
         )
+
+
+def test_mask_with_the_padding_id_keeps_every_unmasked_item() -> None:
+    """augment.mask_token=padding writes 0 inside rows; trimming must not cut those rows."""
+    x = padded([list(range(1, 11)), [3, 4]])
+    for seed in range(20):
+        out = augment(x, AugmentConfig(operators=("mask",)), 0, torch.tensor([1]), 10, gen(seed))
+        assert (out != 0).sum(1).tolist() == [10 - 7, 2 - 1]
+        tail = x[:, x.shape[1] - out.shape[1] :]
+        assert ((out == tail) | (out == 0)).all()  # items stay in their columns
+    assert spans(padded([[5, 0, 0, 7], [], [0, 2]])).tolist() == [4, 0, 1]
 
 
 # ---------------------------------------------------------------- views built by TrainLoader

@@ -159,6 +159,35 @@ def test_pool() -> None:
         pool(hidden, items, "max")
 
 
+def test_pool_counting_padding() -> None:
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]]])
+    items = torch.tensor([[0, 4, 5]])
+    assert pool(hidden, items, "mean", padding=True).tolist() == [[3.0, 5.0]]
+    assert pool(hidden, items, "flat", padding=True).tolist() == [[1.0, 2.0, 3.0, 4.0, 5.0, 9.0]]
+    assert pool(hidden, items, "last", padding=True).tolist() == [[5.0, 9.0]]
+
+
+def test_iclrec_padding_attends_to_every_position() -> None:
+    """model.padding=iclrec changes the padding rows only: each now attends to the whole
+    row, future items included, as under the ICLRec code's additive mask."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=16, layers=2, heads=2, inner=32, padding="iclrec")
+    quirk = SASRec(N_ITEMS, MAX_LEN, cfg).eval()
+    plain = make_model(layers=2)
+    plain.load_state_dict(quirk.state_dict())
+    items = padded(SEQ, 12)  # columns 0-3 are padding
+    changed = items.clone()
+    changed[0, -1] = 9  # the last item
+    with torch.no_grad():
+        a, b, ref = quirk(items), quirk(changed), plain(items)
+    torch.testing.assert_close(a[:, 4:], ref[:, 4:], rtol=0, atol=1e-6)  # items: unchanged
+    assert (a[0, :4] - ref[0, :4]).abs().amax(-1).min() > 1e-4
+    assert (a[0, :4] - b[0, :4]).abs().amax(-1).min() > 1e-6  # padding sees the last item
+    assert quirk.reads_padding and not plain.reads_padding
+    with pytest.raises(ValueError, match="padding=iclrec needs"):
+        ModelConfig(encoder="gru4rec", padding="iclrec")
+
+
 # ---------------------------------------------------------------- GRU4Rec
 
 

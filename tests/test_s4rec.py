@@ -421,6 +421,34 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
     )
 
 
+def test_iclrec_padding_reads_full_width_passes(data_200, tmp_path: Path) -> None:
+    """model.padding=iclrec + augment.mask_token=padding, the ICLRec code's views: every
+    pooled representation comes from a max_len-wide pass and counts the padding positions,
+    while the next-item positions equal those of the trimmed pass."""
+    sets = ["model.padding=iclrec", "augment.mask_token=padding", "s4rec.prototypes=8"]
+    trainer = Trainer(s4rec_config("iclrec", *sets), tmp_path, data_200)
+    trainer.train_epoch()  # the K-means step and one epoch run
+    obj, batch = trainer.objective, first_batch(trainer)
+    views = [v for c in batch.chunks for v in c.views]
+    assert any((v == 0)[(v != 0).long().cummax(1).values.bool()].any() for v in views)  # masked
+    obj.eval()
+    L = obj.model.max_len
+    with torch.no_grad():
+        enc = encode(obj.model, batch, "mean")
+        c = batch.chunks[0]
+        wide = F.pad(c.items, (L - c.items.shape[1], 0))
+        h = obj.model(wide)
+        rows = c.rows
+        torch.testing.assert_close(enc.sequence[rows], h.mean(1))
+        at = c.targets != 0
+        torch.testing.assert_close(enc.hidden[: int(at.sum())], h[:, -c.items.shape[1] :][at])
+        flat = encode_views(obj.model, batch, ("flat",))["flat"][0]
+        view = F.pad(c.views[0], (L - c.views[0].shape[1], 0))
+        torch.testing.assert_close(flat[rows], obj.model(view).flatten(1))
+    with pytest.raises(ValueError, match="mask_token=padding needs"):
+        s4rec_config("gru4rec", "augment.mask_token=padding")
+
+
 @pytest.mark.parametrize(
     ("method", "denoise", "unit"),
     [("iclrec", False, True), ("iclrec", True, False), ("sr+csd", True, False)],

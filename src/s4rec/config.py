@@ -41,9 +41,17 @@ class ModelConfig:
     attn_dropout: float = 0.5
     positions: Literal["end", "start"] = "end"  # count position ids from the last or first item
     pooling: Literal["last", "mean"] = "last"  # sequence representation for auxiliary losses
+    # "iclrec": as the CL4SRec/ICLRec code's additive mask makes them, padding positions
+    # attend to every position, and "mean"/"flat" pool all max_len positions, padding
+    # included (sasrec only; a study setting, README "the HR@20 gap")
+    padding: Literal["ignored", "iclrec"] = "ignored"
     window: int = 5  # caser: the last L items each convolution sees
     vertical_filters: int = 4  # caser: n_v, each a weighted sum of the window's L embeddings
     horizontal_filters: int = 16  # caser: n_h per filter height 1..L
+
+    def __post_init__(self) -> None:
+        if self.padding == "iclrec" and self.encoder != "sasrec":
+            raise ValueError(f"model.padding=iclrec needs model.encoder=sasrec, not {self.encoder}")
 
 
 @dataclass
@@ -69,6 +77,8 @@ class AugmentConfig:
     mask: float = 0.7  # share of items replaced by the mask token
     reorder: float = 0.2  # share of the sequence (a contiguous run) shuffled
     insert: float = 0.2  # share of the length inserted, drawn from training items
+    # what "mask" writes: a dedicated token, or the padding id as the CL4SRec/ICLRec code does
+    mask_token: Literal["own", "padding"] = "own"
 
 
 @dataclass
@@ -152,6 +162,12 @@ class Config:
     s4rec: S4RecConfig = field(default_factory=S4RecConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.augment.mask_token == "padding" and self.model.encoder != "sasrec":
+            raise ValueError(
+                f"augment.mask_token=padding needs model.encoder=sasrec, not {self.model.encoder}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

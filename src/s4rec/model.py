@@ -74,6 +74,7 @@ class SequenceEncoder(nn.Module):
     n_items: int
     max_len: int
     item_emb: nn.Embedding
+    reads_padding = False  # whether poolings read padding positions (model.padding=iclrec)
 
     @property
     def mask_id(self) -> int:
@@ -111,6 +112,7 @@ class SASRec(SequenceEncoder):
         self.cfg = cfg
         self.n_items = n_items
         self.max_len = max_len
+        self.reads_padding = cfg.padding == "iclrec"
         self.item_emb = nn.Embedding(n_items + 2, cfg.hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, cfg.hidden)
         self.norm = nn.LayerNorm(cfg.hidden, eps=1e-12)
@@ -141,10 +143,13 @@ class SASRec(SequenceEncoder):
         x = self.item_emb(items) + self.pos_emb(self.position_ids(items))
         x = self.dropout(self.norm(x))
         # query i sees key j if j is an item (and j <= i when causal); padding queries see
-        # themselves (avoids NaN)
+        # themselves (avoids NaN), or every position: the ICLRec code's additive mask shifts
+        # all of a padding query's logits by the same -10000, which softmax ignores
         allowed = valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device)
         if self.causal:
             allowed = allowed & torch.ones(W, W, dtype=torch.bool, device=items.device).tril()
+        if self.reads_padding:
+            allowed = allowed | ~valid[:, :, None]
         allowed = allowed[:, None]  # (B, 1, W, W)
         for i, block in enumerate(self.blocks):
             x = block(x, allowed, last_only and i == len(self.blocks) - 1)
@@ -314,13 +319,21 @@ def build_encoder(
     return ENCODERS[cfg.encoder](n_items, max_len, cfg)
 
 
-def pool(hidden: Tensor, items: Tensor, how: str = "last", width: int | None = None) -> Tensor:
+def pool(
+    hidden: Tensor,
+    items: Tensor,
+    how: str = "last",
+    width: int | None = None,
+    padding: bool = False,
+) -> Tensor:
     """Sequence representation: the last position (B, d), the mean over non-padding
     positions (B, d), or "flat": every position's output, zero at padding, left-padded to
-    ``width`` positions and concatenated (B, width * d), as the CL4SRec/ICLRec code contrasts."""
+    ``width`` positions and concatenated (B, width * d), as the CL4SRec/ICLRec code contrasts.
+    ``padding`` counts padding positions as items (``model.padding=iclrec``)."""
     if how == "last":
         return hidden[:, -1]
-    valid = (items != 0).unsqueeze(-1).to(hidden.dtype)
+    valid = torch.ones_like(items, dtype=torch.bool) if padding else items != 0
+    valid = valid.unsqueeze(-1).to(hidden.dtype)
     if how == "mean":
         return (hidden * valid).sum(1) / valid.sum(1).clamp(min=1)
     if how == "flat":

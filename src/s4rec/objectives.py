@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config, S4RecConfig
+from .data.augment import spans
 from .data.dataset import Batch, LeaveOneOut, eval_inputs, width_buckets
 from .kmeans import kmeans, nearest
 from .losses import (
@@ -46,17 +47,28 @@ def _in_batch_order(parts: list[Tensor], rows: list[Tensor]) -> Tensor:
     return torch.cat(parts)[torch.argsort(torch.cat(rows))]
 
 
+def full_width(model: SequenceEncoder, items: Tensor) -> Tensor:
+    """Left-pad (N, W) to (N, max_len): an encoder that reads padding sees all of it."""
+    return F.pad(items, (model.max_len - items.shape[1], 0))
+
+
 def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
     hidden, targets, negatives, sequence = [], [], [], []
     for chunk in batch.chunks:
-        h = model(chunk.items, users=chunk.users)  # (b, W, d)
+        if model.reads_padding:  # pool the full-width pass; its last W positions are the same
+            items = full_width(model, chunk.items)
+            h = model(items, users=chunk.users)  # (b, max_len, d)
+            sequence.append(pool(h, items, pooling, padding=True))
+            h = h[:, -chunk.items.shape[1] :]
+        else:
+            h = model(chunk.items, users=chunk.users)  # (b, W, d)
+            sequence.append(pool(h, chunk.items, pooling))
         at = chunk.targets != 0
         hidden.append(h[at])
         targets.append(chunk.targets[at])
         if chunk.negatives is not None:
             negatives.append(chunk.negatives[at])
-        sequence.append(pool(h, chunk.items, pooling))
     return Encoded(
         torch.cat(hidden),
         torch.cat(targets),
@@ -68,9 +80,13 @@ def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
 def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
     """Each pooling (N, D) of the encoder output for left-padded sequences (N, W), from one
     pass run in length buckets."""
+    if model.reads_padding:
+        x = full_width(model, items)
+        h = model(x, last_only=set(poolings) == {"last"})
+        return [pool(h, x, p, padding=True) for p in poolings]
     parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
     rows = []
-    for idx, width in width_buckets((items != 0).sum(1), model.max_len):
+    for idx, width in width_buckets(spans(items), model.max_len):
         x = items[idx, items.shape[1] - width :]
         h = model(x, last_only=set(poolings) == {"last"})
         for p in poolings:

@@ -16,9 +16,16 @@ def _lengths(items: Tensor) -> Tensor:
     return (items != 0).sum(1)
 
 
+def spans(items: Tensor) -> Tensor:
+    """(B,) columns from each row's first item to the end: its length, counting the padding
+    ids that ``augment.mask_token=padding`` writes inside it."""
+    real = items != 0
+    return torch.where(real.any(1), items.shape[1] - real.int().argmax(1), 0)
+
+
 def _trim(items: Tensor) -> Tensor:
     """Drop leading columns that are padding in every row (keep at least one column)."""
-    width = max(int(_lengths(items).max()), 1)
+    width = max(int(spans(items).max()), 1)
     return items[:, items.shape[1] - width :]
 
 

@@ -279,7 +279,8 @@ class TrainLoader:
     def _with_views(self, batch: Batch) -> Batch:
         if self.augment is None:
             return batch
-        mask_id, pool, g = self.data.n_items + 1, self.data.train_items, self.generator
+        mask_id = 0 if self.augment.mask_token == "padding" else self.data.n_items + 1
+        pool, g = self.data.train_items, self.generator
         view = lambda x: augment(x, self.augment, mask_id, pool, self.max_len, g)  # noqa: E731
         return replace(
             batch, chunks=[replace(c, views=(view(c.items), view(c.items))) for c in batch.chunks]
