@@ -34,8 +34,8 @@ LAYERS = {
 # method's own choice wins): on ML-1M, 40-epoch screens reach validation NDCG@20 0.096 with
 # the mean against 0.046 with the last position (benchmarks/results/screen/)
 POOLING = {"ml-1m": "mean"}
-# where a baseline's reference settings do not train on a dataset: on ML-1M (all 50
-# positions filled) the flattened 50 x 64 instance term starts near loss 290 and holds the
+# where a baseline's reference settings do not train on a dataset: on ML-1M (69% of users
+# fill all 50 positions) the flattened 50 x 64 instance term starts near loss 290 and holds the
 # next-item loss at chance for 10 epochs (screen/ml-1m-cl4srec-bce-e10-s1.json). ICLRec's
 # own ML-1M script drops that term (--cf_weight 0.0, contrast_type IntentCL); CL4SRec
 # contrasts the mean-pooled views instead (screen/ml-1m-cl4srec-bce-mean-e10-s1.json)
