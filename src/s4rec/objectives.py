@@ -56,14 +56,11 @@ def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
     hidden, targets, negatives, sequence = [], [], [], []
     for chunk in batch.chunks:
-        if model.reads_padding:  # pool the full-width pass; its last W positions are the same
-            items = full_width(model, chunk.items)
-            h = model(items, users=chunk.users)  # (b, max_len, d)
-            sequence.append(pool(h, items, pooling, padding=True))
-            h = h[:, -chunk.items.shape[1] :]
-        else:
-            h = model(chunk.items, users=chunk.users)  # (b, W, d)
-            sequence.append(pool(h, chunk.items, pooling))
+        # an encoder that reads padding pools a full-width pass; its last W positions are the same
+        items = full_width(model, chunk.items) if model.reads_padding else chunk.items
+        h = model(items, users=chunk.users)  # (b, W or max_len, d)
+        sequence.append(pool(h, items, pooling, padding=model.reads_padding))
+        h = h[:, -chunk.items.shape[1] :]  # (b, W, d)
         at = chunk.targets != 0
         hidden.append(h[at])
         targets.append(chunk.targets[at])
@@ -80,17 +77,18 @@ def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
 def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
     """Each pooling (N, D) of the encoder output for left-padded sequences (N, W), from one
     pass run in length buckets."""
-    if model.reads_padding:
-        x = full_width(model, items)
-        h = model(x, last_only=set(poolings) == {"last"})
-        return [pool(h, x, p, padding=True) for p in poolings]
+    if model.reads_padding:  # one bucket: every row at full width
+        items = full_width(model, items)
+        buckets = [(torch.arange(len(items)), model.max_len)]
+    else:
+        buckets = width_buckets(spans(items), model.max_len)
     parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
     rows = []
-    for idx, width in width_buckets(spans(items), model.max_len):
+    for idx, width in buckets:
         x = items[idx, items.shape[1] - width :]
         h = model(x, last_only=set(poolings) == {"last"})
         for p in poolings:
-            parts[p].append(pool(h, x, p, model.max_len))
+            parts[p].append(pool(h, x, p, model.max_len, padding=model.reads_padding))
         rows.append(idx)
     return [_in_batch_order(parts[p], rows) for p in poolings]
 
