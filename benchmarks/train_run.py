@@ -21,7 +21,7 @@ from pathlib import Path
 from common import RESULTS, ROOT, commit, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import METHODS, apply_method
-from s4rec.train import Trainer
+from s4rec.train import FREE, Trainer
 
 PROTOCOLS = {"bce": "paper-bce.yaml", "ce": "ce.yaml"}
 LAYERS = {
@@ -57,6 +57,28 @@ def epoch_split(log: Path) -> dict[str, float]:
     }
 
 
+def run_config(args: argparse.Namespace) -> tuple[str, Config]:
+    """The run's name and its configuration: protocol file, method, the paper protocol's
+    per-dataset settings, then the command line's ``--set`` overrides."""
+    name = f"{args.dataset}-{args.method}-{args.protocol}{args.tag}-s{args.seed}"
+    if args.group:
+        name = f"{args.group}/{name}"
+    cfg = apply_method(Config.load(ROOT / "configs" / PROTOCOLS[args.protocol]), args.method)
+    sets = [f"data.dataset={args.dataset}", f"train.seed={args.seed}", f"train.threads={args.threads}",
+            "train.progress=false"]  # fmt: skip
+    if args.protocol == "bce" and args.dataset in LAYERS:
+        sets.append(f"model.layers={LAYERS[args.dataset]}")
+    own_pooling = "model.pooling" in METHODS[args.method].settings
+    if args.protocol == "bce" and args.dataset in POOLING and not own_pooling:
+        sets.append(f"model.pooling={POOLING[args.dataset]}")
+    if args.protocol == "bce":
+        sets += DATASET_METHOD.get((args.dataset, args.method), [])
+    if args.data_dir:
+        sets.append(f"data.data_dir={args.data_dir}")
+    cfg = cfg.override(sets + args.set)
+    return name, cfg
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,25 +96,15 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
-    name = f"{args.dataset}-{args.method}-{args.protocol}{args.tag}-s{args.seed}"
-    if args.group:
-        name = f"{args.group}/{name}"
-    if (RESULTS / f"{name}.json").exists() and not args.force:
+    name, cfg = run_config(args)
+    done = RESULTS / f"{name}.json"
+    if done.exists() and not args.force:
+        saved = Config.from_dict(json.loads(done.read_text())["config"], where=str(done))
+        changed = saved.changes(cfg, ignore=FREE)
+        if changed:  # e.g. a default changed since: the kept result is not this command's
+            print(f"{name}: kept, but made with {'; '.join(changed)}", file=sys.stderr)
         print(f"{name}: already done, skipping (use --force to redo)")
         return
-    cfg = apply_method(Config.load(ROOT / "configs" / PROTOCOLS[args.protocol]), args.method)
-    sets = [f"data.dataset={args.dataset}", f"train.seed={args.seed}", f"train.threads={args.threads}",
-            "train.progress=false"]  # fmt: skip
-    if args.protocol == "bce" and args.dataset in LAYERS:
-        sets.append(f"model.layers={LAYERS[args.dataset]}")
-    own_pooling = "model.pooling" in METHODS[args.method].settings
-    if args.protocol == "bce" and args.dataset in POOLING and not own_pooling:
-        sets.append(f"model.pooling={POOLING[args.dataset]}")
-    if args.protocol == "bce":
-        sets += DATASET_METHOD.get((args.dataset, args.method), [])
-    if args.data_dir:
-        sets.append(f"data.data_dir={args.data_dir}")
-    cfg = cfg.override(sets + args.set)
     start, code = time.perf_counter(), commit()
     run_dir = ROOT / "runs" / "bench" / name
     results = Trainer(cfg, run_dir).fit(resume=True)

@@ -123,6 +123,18 @@ def test_set_unknown_and_malformed() -> None:
         Config().override(["train.lr.x=1"])
 
 
+def test_changes_lists_differing_dotted_keys() -> None:
+    a = Config()
+    b = a.override(["train.lr=0.01", "model.layers=3", "train.epochs=9"])
+    assert a.changes(b) == [
+        "model.layers: 2 -> 3",
+        "train.epochs: 300 -> 9",
+        "train.lr: 0.001 -> 0.01",
+    ]
+    assert a.changes(b, ignore=("train.epochs", "model.layers")) == ["train.lr: 0.001 -> 0.01"]
+    assert a.changes(a) == []
+
+
 def test_round_trip(tmp_path: Path) -> None:
     cfg = Config().override(
         ["train.lr=0.0025", "data.layout=prefix", "loss.negatives=100", "data.data_dir=/d"]

@@ -194,6 +194,23 @@ class Config:
             set_dotted(raw, key.strip(), yaml.safe_load(value))
         return Config.from_dict(raw, where="--set")
 
+    def changes(self, other: Config, ignore: tuple[str, ...] = ()) -> list[str]:
+        """``key: mine -> other's`` for every dotted key whose value differs, except ``ignore``."""
+        mine, theirs = _dotted(self.to_dict()), _dotted(other.to_dict())
+        return [f"{k}: {mine[k]!r} -> {theirs[k]!r}" for k in mine
+                if k not in ignore and mine[k] != theirs[k]]  # fmt: skip
+
+
+def _dotted(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping flattened to ``{"a.b": value}``."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)

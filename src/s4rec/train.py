@@ -40,12 +40,9 @@ def setup_runtime(cfg: Config) -> None:
     torch.use_deterministic_algorithms(cfg.train.deterministic)
 
 
-def _without_budget(cfg: Config) -> dict[str, Any]:
-    """The configuration as a dict without the epoch budget (epochs, patience): a run may
-    continue under a longer budget, and everything else must agree to resume."""
-    d = cfg.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("epochs", "patience")}
-    return d
+# settings a run may change between sessions: its budget, and those that change speed only
+FREE = ("train.epochs", "train.patience", "train.threads", "train.progress",
+        "train.eval_batch_users", "train.eval_item_chunk")  # fmt: skip
 
 
 def load_data(cfg: Config) -> LeaveOneOut:
@@ -138,15 +135,15 @@ class Trainer:
     def _resume(self) -> None:
         state = load_state(self.out / "last.pt")
         saved = Config.from_dict(state["config"], where=str(self.out / "last.pt"))
-        if _without_budget(saved) != _without_budget(self.cfg):  # new options take defaults
+        changed = saved.changes(self.cfg, ignore=FREE)  # options added since take defaults
+        if changed:
             raise ValueError(
-                f"{self.out / 'last.pt'} was written with another configuration; not resuming"
+                f"{self.out / 'last.pt'} was written with another configuration "
+                f"({'; '.join(changed)}); not resuming"
             )
-        if saved.to_dict() != self.cfg.to_dict():  # only the budget differs
-            log.info(
-                "%s: epoch budget %d -> %d, patience %d -> %d", self.out, saved.train.epochs,
-                self.cfg.train.epochs, saved.train.patience, self.cfg.train.patience,
-            )  # fmt: skip
+        free = saved.changes(self.cfg)
+        if free:
+            log.info("%s: continuing with %s", self.out, "; ".join(free))
             if self.main:
                 self.cfg.save(self.out / "config.yaml")
         missing, unexpected = self.objective.load_state_dict(state["model"], strict=False)
