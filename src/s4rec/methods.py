@@ -86,7 +86,9 @@ METHODS: dict[str, Method] = {
             "K-means (K = 256) of the mean-pooled training sequences; intent contrastive loss "
             "of each view against its sequence's L2-normalised centroid, without the "
             "false-negative mitigation (no --de_noise), plus CL4SRec's instance term; dot "
-            "products, temperature 1, both weights 0.1 on means.",
+            "products, temperature 1, both weights 0.1 on means. Padding positions are "
+            "ignored; model.padding=iclrec with augment.mask_token=padding adds the official "
+            "code's padding behaviour (README, Baselines).",
             {
                 **CL4SREC,
                 "model.pooling": "mean",
