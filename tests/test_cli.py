@@ -17,6 +17,7 @@ from s4rec.data.readers import read_sequence_text
 from s4rec.data.sequences import Sequences
 from s4rec.data.synthetic import make_synthetic
 from s4rec.inference import write_predictions
+from s4rec.methods import METHODS
 from s4rec.model import SASRec
 
 
@@ -224,6 +225,15 @@ def test_config_precedence(tmp_path: Path) -> None:
     )
     cfg = cli.build_config(args)
     assert (cfg.train.epochs, cfg.train.lr, cfg.model.layers, cfg.model.hidden) == (4, 0.02, 3, 64)
+
+
+def test_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    run("methods")
+    out = capsys.readouterr().out
+    names = [ln for ln in out.splitlines() if ln and not ln.startswith(" ")]
+    assert sorted(names) == sorted(METHODS)
+    iclrec = out[out.index("\niclrec\n") : out.index("\nsr+csd\n")]
+    assert "ICLRec" in iclrec and "s4rec.clustering=kmeans" in iclrec
 
 
 def test_datasets(

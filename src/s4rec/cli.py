@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
 
 from .checkpoint import load_model
 from .config import Config, read_mapping
@@ -119,6 +120,15 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{r['name']:<10} {stats}  {where}")
 
 
+def cmd_methods(args: argparse.Namespace) -> None:
+    for m in METHODS.values():
+        print(m.name)
+        print(textwrap.fill(m.description, 88, initial_indent="  ", subsequent_indent="  "))
+        if m.settings:
+            sets = " ".join(f"{k}={v}" for k, v in m.settings.items())
+            print(textwrap.fill(sets, 88, initial_indent="  sets: ", subsequent_indent="    "))
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     columns = {"user_col": args.user_col, "item_col": args.item_col, "time_col": args.time_col}
     kwargs = {k: v for k, v in columns.items() if v is not None}
@@ -149,7 +159,9 @@ def parser() -> argparse.ArgumentParser:
         "--dataset", help="catalog name (s4rec datasets) or path to a sequence-text file"
     )
     t.add_argument("--data-dir", help="directory with dataset files (also: $S4REC_DATA)")
-    t.add_argument("--method", choices=sorted(METHODS), help="named method (default sasrec)")
+    t.add_argument(
+        "--method", choices=sorted(METHODS), help="named method (s4rec methods; default sasrec)"
+    )
     t.add_argument("--epochs", type=int, help="maximum number of epochs")
     t.add_argument("--seed", type=int)
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -207,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
     d.add_argument("--data-dir")
     d.set_defaults(func=cmd_datasets)
+
+    m = sub.add_parser("methods", help="list the named methods and the settings each changes")
+    m.set_defaults(func=cmd_methods)
 
     pr = sub.add_parser("prepare", help="raw interaction log -> sequence-text file + vocabulary")
     pr.add_argument("input")
