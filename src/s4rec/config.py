@@ -196,17 +196,17 @@ class Config:
 
     def changes(self, other: Config, ignore: tuple[str, ...] = ()) -> list[str]:
         """``key: mine -> other's`` for every dotted key whose value differs, except ``ignore``."""
-        mine, theirs = _dotted(self.to_dict()), _dotted(other.to_dict())
+        mine, theirs = dotted(self.to_dict()), dotted(other.to_dict())
         return [f"{k}: {mine[k]!r} -> {theirs[k]!r}" for k in mine
                 if k not in ignore and mine[k] != theirs[k]]  # fmt: skip
 
 
-def _dotted(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def dotted(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested mapping flattened to ``{"a.b": value}``."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, dict):
-            out.update(_dotted(value, f"{prefix}{key}."))
+            out.update(dotted(value, f"{prefix}{key}."))
         else:
             out[prefix + key] = value
     return out

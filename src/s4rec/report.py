@@ -38,7 +38,7 @@ from .analysis import (
     training_representations,
 )
 from .checkpoint import atomic_file, load_state, model_from_state
-from .config import Config
+from .config import Config, dotted
 from .data.dataset import LeaveOneOut
 from .evaluate import Ranker
 from .kmeans import kmeans
@@ -273,27 +273,6 @@ def plot_curves(analysis: dict) -> bytes | None:
     return _png(fig)
 
 
-def config_value(cfg: dict, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"unknown configuration key {key!r}")
-        node = node[part]
-    return node
-
-
-def _without(cfg: dict, keys: tuple[str, ...]) -> dict:
-    """``cfg`` with the dotted ``keys`` removed (a copy)."""
-    out = json.loads(json.dumps(cfg))
-    for key in keys:
-        *parents, last = key.split(".")
-        node = out
-        for part in parents:
-            node = node[part]
-        node.pop(last)
-    return out
-
-
 def sweep_points(analyses: list[dict], key: str, metric: str) -> dict[str, list[tuple]]:
     """Series -> [(value, mean, std, seeds)] of test ``metric`` against ``key``.
 
@@ -306,9 +285,12 @@ def sweep_points(analyses: list[dict], key: str, metric: str) -> dict[str, list[
     methods: dict[str, set[str]] = defaultdict(set)
     for a in analyses:
         if a["test"]:
-            cfg = Config.from_dict(a["config"]).to_dict()  # runs from older code get defaults
-            value = config_value(cfg, key)
-            rest = json.dumps(_without(cfg, (key, "method", "train.seed")), sort_keys=True)
+            cfg = dotted(Config.from_dict(a["config"]).to_dict())  # older runs get defaults
+            if key not in cfg:
+                raise ValueError(f"unknown configuration key {key!r}")
+            value = cfg[key]
+            others = {k: v for k, v in cfg.items() if k not in (key, "method", "train.seed")}
+            rest = json.dumps(others, sort_keys=True)
             series[rest][value].append(a["test"][metric])
             methods[rest].add(a["method"])
     widest = max((len(values) for values in series.values()), default=0)
