@@ -216,6 +216,28 @@ def probe_table(probes: list[dict]) -> list[str]:
     ]
 
 
+def repeats_table(results: list[dict]) -> list[str]:
+    """What a run's results.json reported on data with planted repeats, against `evaluate`
+    and the metrics of `predict`'s top-20 lists under both protocols (benchmarks/repeats.py)."""
+    lines = ["| run | best epoch | repeated test targets | metrics of | " + " | ".join(METRICS)
+             + " |", "|---|---|---|---|" + "---|" * len(METRICS)]  # fmt: skip
+    for r in results:
+        rep = r["reported"]
+        written = rep["eval_protocol"]
+        how = ("written before this protocol: repeats scored as if shown" if written is None
+               else f"exclude_history={str(written['exclude_history']).lower()}")  # fmt: skip
+        rows = [(f"results.json ({how})", rep["test"])]
+        for setting, u in r["under"].items():
+            rows += [(f"`evaluate`, {setting}", u["evaluate"]),
+                     (f"`predict` top-20 lists, {setting}", u["from_predict_lists"])]  # fmt: skip
+        repeated = r["under"]["exclude_history=true"]["eval_protocol"]["repeated_targets"]["test"]
+        first = f"| {r['name']} | {rep['best_epoch']} | {repeated:,} | "
+        for i, (label, m) in enumerate(rows):
+            lead = first if i == 0 else "| | | | "
+            lines.append(lead + label + " | " + " | ".join(f"{m[k]:.4f}" for k in METRICS) + " |")
+    return lines
+
+
 def render() -> str:
     kinds: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(RESULTS.glob("*.json")):
@@ -241,6 +263,8 @@ def render() -> str:
     if kinds["table5"]:
         body += ["", "### Online vs K-means clustering (Table 5)", "",
                  *table5(kinds["table5"], runs)]  # fmt: skip
+    if kinds["repeats"]:
+        body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["clustering_cost"]:
         body += ["", "### What per-epoch K-means adds, by number of users", "",
                  *clustering_table(kinds["clustering_cost"])]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,13 @@ TINY = [
     "train.lr=0.005",
     "train.progress=false",
 ]
+
+
+def data_file(name: str) -> Path | None:
+    """A benchmark file from ``$S4REC_DATA`` or ``../shared/data``; None when absent."""
+    dirs = [Path(p) for p in os.environ.get("S4REC_DATA", "").split(os.pathsep) if p]
+    dirs.append(REPO.parent / "shared" / "data")
+    return next((d / name for d in dirs if (d / name).is_file()), None)
 
 
 def tiny_config(*overrides: str) -> Config:

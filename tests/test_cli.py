@@ -247,7 +247,7 @@ def test_datasets(
     assert out[0].split()[:5] == ["name", "users", "items", "interactions", "avg"]
     by_name = {ln.split()[0]: ln for ln in out[1:]}
     assert set(by_name) == {"beauty", "sports", "toys", "ml-1m", "yelp", "synthetic"}
-    assert by_name["beauty"].split()[1:5] == ["2", "5", "7", "3.50"]
+    assert by_name["beauty"].split()[1:6] == ["2", "5", "7", "3.50", "0.00%"]
     assert str(tmp_path / "Beauty.txt") in by_name["beauty"]
     assert "not found" in by_name["toys"] and "Toys_and_Games" in by_name["toys"]
     assert f"looked in {tmp_path}" in by_name["toys"]

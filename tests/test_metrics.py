@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import brute_ranks, history_matrix, unique_item_data
-from s4rec.config import ModelConfig
+from s4rec.config import Config, ModelConfig
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
 from s4rec.evaluate import Ranker, evaluate, metrics_from_ranks, rank_targets
@@ -216,7 +216,8 @@ def test_evaluate_groups_head_and_tail() -> None:
     torch.manual_seed(0)
     data = LeaveOneOut(random_sequences(20, 30, seed=1))
     model = SASRec(data.n_items, 8, ModelConfig(hidden=16, layers=1, heads=2, inner=32))
-    out = evaluate(model, data, "test", user_batch=3, item_chunk=11)
+    chunks = Config().override(["train.eval_batch_users=3", "train.eval_item_chunk=11"])
+    out = evaluate(model, data, "test", chunks)
     ranks = Ranker(model, data).ranks("test")
     head = torch.from_numpy(data.is_head)
     assert int(head.sum()) == 4

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, popularity_ndcg, tiny_config
+from conftest import REPO, data_file, popularity_ndcg, tiny_config
 from s4rec.checkpoint import load_model, load_state, save_atomic
 from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut, eval_inputs
@@ -311,12 +310,6 @@ def test_resume_of_a_checkpoint_from_before_an_option_existed(
 # ---------------------------------------------------------------- Beauty slice
 
 
-def beauty_file() -> Path | None:
-    dirs = [Path(p) for p in os.environ.get("S4REC_DATA", "").split(os.pathsep) if p]
-    dirs.append(REPO.parent / "shared" / "data")
-    return next((d / "Beauty.txt" for d in dirs if (d / "Beauty.txt").is_file()), None)
-
-
 @pytest.mark.slow
 def test_beauty_slice_beats_popularity(tmp_path: Path) -> None:
     """BCE protocol (user layout, end positions, 1 layer) on the first 10,000 Beauty users.
@@ -326,7 +319,7 @@ def test_beauty_slice_beats_popularity(tmp_path: Path) -> None:
     (0.0128). On 10,000 users, 8 negatives and 5 epochs give 0.0094-0.0100 over seeds 1-3
     against 0.0070 for popularity, in about 15 s.
     """
-    path = beauty_file()
+    path = data_file("Beauty.txt")
     if path is None:
         pytest.skip("Beauty.txt not found in $S4REC_DATA or ../shared/data")
     with open(path) as f:

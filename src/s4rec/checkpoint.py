@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -52,17 +52,20 @@ def load_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_model(path: str | Path) -> tuple[Config, SequenceEncoder, list[str]]:
-    """The configuration, the trained encoder (eval mode) and the raw item ids of a checkpoint."""
-    return model_from_state(load_state(path), str(path))
+def load_model(
+    path: str | Path, sets: Sequence[str] = ()
+) -> tuple[Config, SequenceEncoder, list[str]]:
+    """The configuration (with ``eval.*`` overrides ``sets``), the trained encoder (eval mode)
+    and the raw item ids of a checkpoint."""
+    return model_from_state(load_state(path), str(path), sets)
 
 
 def model_from_state(
-    state: dict[str, Any], where: str
+    state: dict[str, Any], where: str, sets: Sequence[str] = ()
 ) -> tuple[Config, SequenceEncoder, list[str]]:
     """``load_model`` for a checkpoint already read with ``load_state``: ``best.pt`` or a
     training checkpoint ``last.pt``, whose encoder weights are taken from the objective's."""
-    cfg = Config.from_dict(state["config"], where=where)
+    cfg = Config.from_dict(state["config"], where=where).for_trained_model(list(sets))
     model = build_encoder(state["n_items"], cfg.data.max_len, cfg.model, state.get("n_users", 0))
     weights = state["model"]
     if "progress" in state:  # a training checkpoint (last.pt) holds the whole objective

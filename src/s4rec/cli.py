@@ -14,7 +14,7 @@ from .data.catalog import DatasetNotFound, catalog_table
 from .data.dataset import LeaveOneOut
 from .data.preprocess import DUPLICATE_POLICIES, prepare
 from .data.readers import FORMATS, DataError
-from .evaluate import evaluate
+from .evaluate import evaluate, protocol
 from .inference import recommend, write_predictions
 from .methods import METHODS, apply_method
 from .train import Trainer, load_data, setup_runtime
@@ -65,33 +65,34 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    cfg, model, _ = load_model(args.checkpoint)
+    cfg, model, _ = load_model(args.checkpoint, args.set)
     data = _data_for(cfg, args.data_dir)
-    out = {split: evaluate(model, data, split) for split in ("valid", "test")}
-    print(json.dumps(out, indent=2))
+    out = {split: evaluate(model, data, split, cfg) for split in ("valid", "test")}
+    print(json.dumps({"eval_protocol": protocol(cfg, data), **out}, indent=2))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    cfg, model, item_ids = load_model(args.checkpoint)
+    cfg, model, item_ids = load_model(args.checkpoint, args.set)
     data = _data_for(cfg, args.data_dir)
     if list(data.seqs.item_ids) != item_ids:
         raise SystemExit(
             f"{args.checkpoint}: the dataset's item catalogue differs from the model's"
         )
-    write_predictions(model, data, args.split, args.k, args.out)
+    write_predictions(model, data, args.split, args.k, args.out, cfg)
     print(f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}")
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    _, model, item_ids = load_model(args.checkpoint)
-    for item, score in recommend(model, item_ids, args.history.split(), args.k):
+    cfg, model, item_ids = load_model(args.checkpoint, args.set)
+    history = args.history.split()
+    for item, score in recommend(model, item_ids, history, args.k, cfg.eval.exclude_history):
         print(f"{item}\t{score:.4f}")
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
     from .report import analyze_runs, md_table, tables
 
-    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
+    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir, args.set)
     for title, (header, rows) in tables(analyses).items():
         print(f"{title}\n\n{md_table(header, rows)}\n")
     print("wrote " + ", ".join(f"{a['run']}/analysis.json" for a in analyses))
@@ -100,18 +101,26 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import analyze_runs, write_report
 
-    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir)
+    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir, args.set)
     path = write_report(analyses, args.out, tuple(args.sweep), tuple(args.baseline))
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
-    print(f"{'name':<10} {'users':>8} {'items':>8} {'interactions':>13} {'avg len':>8}  location")
+    print(
+        f"{'name':<10} {'users':>8} {'items':>8} {'interactions':>13} {'avg len':>8}"
+        f" {'repeats':>8}  location"
+    )
     for r in catalog_table(args.data_dir):
         if r["users"] is None:
-            stats = f"{'-':>8} {'-':>8} {'-':>13} {'-':>8}"
+            stats = f"{'-':>8} {'-':>8} {'-':>13} {'-':>8} {'-':>8}"
         else:
-            stats = f"{r['users']:>8,} {r['items']:>8,} {r['interactions']:>13,} {r['avg_length']:>8.2f}"
+            rep = r["repeats"]
+            share = rep["either"] / rep["users"] if rep["users"] else 0.0
+            stats = (
+                f"{r['users']:>8,} {r['items']:>8,} {r['interactions']:>13,}"
+                f" {r['avg_length']:>8.2f} {share:>8.2%}"
+            )
         where = r["path"] or r["note"]
         if r["path"] is None and r["searched"]:
             where += f"; looked in {', '.join(r['searched'])}"
@@ -143,6 +152,15 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(
         f"wrote {args.out}: {seqs.n_users:,} users, {seqs.n_items:,} items, {len(seqs.values):,} interactions"
     )
+    print(f"held-out repeats: {seqs.held_out_repeats_text()}")
+
+
+def add_protocol_flag(p: argparse.ArgumentParser) -> None:
+    """``--set eval.KEY=VALUE``: the one protocol setting a trained model is used under."""
+    p.add_argument(
+        "--set", action="append", default=[], metavar="eval.KEY=VALUE",
+        help="change the run's protocol, e.g. eval.exclude_history=false (repeats rankable)",
+    )  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
@@ -179,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=text)
         e.add_argument("checkpoint")
         e.add_argument("--data-dir")
+        add_protocol_flag(e)
         e.set_defaults(func=func)
         if name == "predict":
             e.add_argument("--split", choices=["valid", "test"], default="test")
@@ -191,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
         "--history", required=True, help='space-separated raw item ids, oldest first: "i1 i2 i3"'
     )
     r.add_argument("-k", "--k", type=int, default=10)
+    add_protocol_flag(r)
     r.set_defaults(func=cmd_recommend)
 
     for name, func, text in [
@@ -202,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
         a.add_argument("--data-dir")
         a.add_argument("--tsne-points", type=int, default=1000, help="0 skips the t-SNE map")
         a.add_argument("--force", action="store_true", help="recompute existing analysis.json")
+        add_protocol_flag(a)
         a.set_defaults(func=func)
         if name == "report":
             a.add_argument("--out", required=True, help="directory for report.html, report.md")
@@ -216,7 +237,12 @@ def parser() -> argparse.ArgumentParser:
                            help="variant (run name without -sSEED) or method to compare with;"
                                 " repeat for several")  # fmt: skip
 
-    d = sub.add_parser("datasets", help="list the dataset catalog and where each file was found")
+    d = sub.add_parser(
+        "datasets",
+        help="list the dataset catalog and where each file was found",
+        description="The dataset catalog. 'repeats': share of users whose validation or test"
+        " item repeats one of their earlier items (a miss unless eval.exclude_history=false).",
+    )
     d.add_argument("--data-dir")
     d.set_defaults(func=cmd_datasets)
 

@@ -154,6 +154,16 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The protocol shared by evaluate, predict, recommend and analysis: a metric is computed
+    on exactly the list the system would show."""
+
+    # never show a user the items already in their history, so a target the user had
+    # before (repeat consumption) is a miss; false makes earlier items rankable everywhere
+    exclude_history: bool = True
+
+
+@dataclass
 class Config:
     method: str = "sasrec"
     data: DataConfig = field(default_factory=DataConfig)
@@ -162,6 +172,7 @@ class Config:
     s4rec: S4RecConfig = field(default_factory=S4RecConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
         if self.augment.mask_token == "padding" and self.model.encoder != "sasrec":
@@ -193,6 +204,14 @@ class Config:
                 raise ValueError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
             set_dotted(raw, key.strip(), yaml.safe_load(value))
         return Config.from_dict(raw, where="--set")
+
+    def for_trained_model(self, assignments: list[str]) -> Config:
+        """``override`` limited to what may change once a model is trained: the ``eval.*``
+        protocol (``evaluate``, ``predict``, ``recommend`` and ``analyze`` take these)."""
+        frozen = [a for a in assignments if not a.strip().startswith("eval.")]
+        if frozen:
+            raise ValueError(f"--set {frozen[0]!r}: only eval.* settings can change after training")
+        return self.override(assignments)
 
     def changes(self, other: Config, ignore: tuple[str, ...] = ()) -> list[str]:
         """``key: mine -> other's`` for every dotted key whose value differs, except ``ignore``."""

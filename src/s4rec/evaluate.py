@@ -1,14 +1,21 @@
-"""Full-ranking evaluation: every user's target ranked against all items, in bounded memory."""
+"""Full-ranking evaluation: every user's target ranked against all items, in bounded memory.
+
+One protocol (``Config.eval``) for metrics and for the lists the system shows: a metric is
+computed on exactly the ranking that ``top_k`` (and so ``predict``) returns. By default a
+user's history is never shown, so a target the user had before is a miss; with
+``eval.exclude_history=false`` history items are ranked like any other.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .config import Config
 from .data.dataset import LeaveOneOut, Split, eval_inputs, left_padded
 from .model import SequenceEncoder
 
@@ -29,6 +36,16 @@ def metrics_from_ranks(ranks: Tensor | np.ndarray, ks: tuple[int, ...] = KS) -> 
     out.update({f"NDCG@{k}": float(torch.where(r < k, gain, 0.0).mean()) for k in ks})
     out["MRR"] = float((1.0 / (r + 1.0)).mean())
     return out
+
+
+def metrics_from_lists(
+    shown: Sequence[Sequence[object]], targets: Sequence[object], ks: tuple[int, ...] = KS
+) -> dict[str, float]:
+    """HR@k and NDCG@k of each target's position in the list shown for it (absent: a miss),
+    as a log of shown lists measures them; exact when every list holds ``max(ks)`` items."""
+    pos = [lst.index(t) if t in lst else math.inf for lst, t in zip(shown, targets, strict=True)]
+    metrics = metrics_from_ranks(torch.tensor(pos, dtype=torch.float64), ks)
+    return {name: value for name, value in metrics.items() if name != "MRR"}
 
 
 def rank_targets(scores: Tensor, target_scores: Tensor) -> Tensor:
@@ -58,23 +75,37 @@ def exclude_(scores: Tensor, lo: int, history: Tensor, specials: tuple[int, ...]
 class Ranker:
     """Scores users in chunks of ``user_batch`` against items in chunks of ``item_chunk``.
 
-    Excluded from every ranking: padding (0), the mask token, and the user's history.
+    Excluded from every ranking: padding (0), the mask token, and, with ``exclude_history``,
+    the user's history. A target that is excluded can never be shown and ranks last.
     """
 
     def __init__(
         self,
         model: SequenceEncoder,
         data: LeaveOneOut,
+        *,
+        exclude_history: bool = True,
         user_batch: int = 1024,
         item_chunk: int = 32768,
     ):
         self.model, self.data = model, data
+        self.exclude_history = exclude_history
         self.user_batch, self.item_chunk = user_batch, item_chunk
         self.n_cols = model.item_emb.num_embeddings  # n_items + 2
         self.specials = (0, self.n_cols - 1)  # padding and the mask token
 
+    @classmethod
+    def from_config(cls, model: SequenceEncoder, data: LeaveOneOut, cfg: Config) -> Ranker:
+        """The ranker of ``cfg``'s protocol (``eval``) and evaluation chunk sizes (``train``)."""
+        t = cfg.train
+        return cls(
+            model, data, exclude_history=cfg.eval.exclude_history,
+            user_batch=t.eval_batch_users, item_chunk=t.eval_item_chunk,
+        )  # fmt: skip
+
     def _user_batches(self, split: Split, users: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """Yield (users, sequence vectors (b, d), history (b, H)) with users grouped by length."""
+        """Yield (users, sequence vectors (b, d), excluded history (b, H)) grouped by length;
+        the history is empty (b, 0) when it is not excluded."""
         data, L = self.data, self.model.max_len
         end = data.history_end(split)
         order = users[
@@ -83,9 +114,8 @@ class Ranker:
         for i in range(0, len(order), self.user_batch):
             u = order[i : i + self.user_batch]
             z = self.model(eval_inputs(data, split, u, L), last_only=True, users=u)[:, -1]  # (b, d)
-            hist_len = end[u] - data.starts[u]
-            history = left_padded(data.flat, data.starts[u], end[u], int(hist_len.max()))
-            yield u, z, history
+            width = int((end[u] - data.starts[u]).max()) if self.exclude_history else 0
+            yield u, z, left_padded(data.flat, data.starts[u], end[u], width)
 
     def _scores(self, z: Tensor, history: Tensor, lo: int, hi: int) -> Tensor:
         """(b, hi - lo) scores with padding, the mask token and history items at -inf."""
@@ -100,7 +130,8 @@ class Ranker:
 
     @torch.no_grad()
     def ranks(self, split: Split, users: Tensor | None = None) -> Tensor:
-        """(U,) 0-based rank of each user's target among all non-excluded items."""
+        """(U,) 0-based rank of each user's target among all non-excluded items; a target
+        that is itself excluded (in the history, with ``exclude_history``) ranks last."""
         was_training = self.model.training
         self.model.eval()
         users = torch.arange(self.data.n_users) if users is None else users
@@ -124,6 +155,8 @@ class Ranker:
                     rank_targets(self._scores(z, with_target, lo, hi), t_score) for lo, hi in chunks
                 )
             ranks[u] = rank
+        if self.exclude_history:  # never shown: worse than every item that can be
+            ranks[self.data.repeated(split)] = self.n_cols
         self.model.train(was_training)
         return ranks[users]
 
@@ -150,17 +183,25 @@ class Ranker:
 
 
 def evaluate(
-    model: SequenceEncoder,
-    data: LeaveOneOut,
-    split: Split,
-    user_batch: int = 1024,
-    item_chunk: int = 32768,
+    model: SequenceEncoder, data: LeaveOneOut, split: Split, cfg: Config | None = None
 ) -> dict[str, dict[str, float]]:
-    """Metrics for all users and for the head and tail groups: {"all": ..., "head": ..., "tail": ...}."""
-    ranks = Ranker(model, data, user_batch, item_chunk).ranks(split)
+    """Metrics for all users and for the head and tail groups: {"all": ..., "head": ..., "tail": ...},
+    under ``cfg``'s protocol (default: ``Config()``'s, history excluded)."""
+    ranks = Ranker.from_config(model, data, cfg or Config()).ranks(split)
     head = torch.from_numpy(data.is_head)
     return {
         "all": metrics_from_ranks(ranks),
         "head": metrics_from_ranks(ranks[head]),
         "tail": metrics_from_ranks(ranks[~head]),
+    }
+
+
+def protocol(cfg: Config, data: LeaveOneOut) -> dict[str, object]:
+    """How the metrics of ``cfg`` on ``data`` are computed, as ``results.json`` records it."""
+    return {
+        "ranking": "all items (not padding, not the mask token)",
+        "exclude_history": cfg.eval.exclude_history,
+        "ties": "counted against the target",
+        "repeated_targets": {s: int(data.repeated(s).sum()) for s in ("valid", "test")},
+        "repeated_targets_are": "misses" if cfg.eval.exclude_history else "ranked",
     }

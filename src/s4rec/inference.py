@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_file
+from .config import Config
 from .data.dataset import LeaveOneOut, Split
-from .evaluate import Ranker
+from .evaluate import Ranker, exclude_
 from .model import SequenceEncoder
 
 
@@ -18,10 +19,11 @@ def write_predictions(
     split: Split,
     k: int,
     path: str | Path,
-    user_batch: int = 1024,
+    cfg: Config | None = None,
 ) -> None:
-    """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically."""
-    ids, scores = Ranker(model, data, user_batch).top_k(split, k)
+    """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically,
+    under ``cfg``'s protocol (default: ``Config()``'s, history never shown)."""
+    ids, scores = Ranker.from_config(model, data, cfg or Config()).top_k(split, k)
     users, items = data.seqs.user_ids, data.seqs.item_ids
     with atomic_file(path) as f:
         for u, (row, vals) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
@@ -31,19 +33,25 @@ def write_predictions(
 
 @torch.no_grad()
 def recommend(
-    model: SequenceEncoder, item_ids: list[str], history: list[str], k: int = 10
+    model: SequenceEncoder,
+    item_ids: list[str],
+    history: list[str],
+    k: int = 10,
+    exclude_history: bool = True,
 ) -> list[tuple[str, float]]:
-    """Top-k (raw item id, score) after a history of raw item ids, history items excluded."""
+    """Top-k (raw item id, score) after a history of raw item ids; the history's items are
+    not recommended unless ``exclude_history`` is false (the ``eval`` protocol)."""
     index = {raw: i + 1 for i, raw in enumerate(item_ids)}
     unknown = [h for h in history if h not in index]
     if unknown:
         raise ValueError(f"unknown item id(s) {unknown[:10]}: not in the model's catalogue")
     if not history:
         raise ValueError("the history is empty: give at least one item id")
-    seq = torch.tensor([index[h] for h in history[-model.max_len :]])
-    scores = model.eval().score(model(seq[None], last_only=True)[0, -1])  # (n_items + 2,)
-    scores[0] = scores[model.mask_id] = float("-inf")
-    scores[torch.tensor([index[h] for h in history])] = float("-inf")
+    items = torch.tensor([index[h] for h in history])
+    z = model.eval()(items[None, -model.max_len :], last_only=True)[:, -1]  # (1, d)
+    scores = z @ model.item_emb.weight.T  # (1, n_items + 2), as the Ranker scores
+    excluded = items[None] if exclude_history else items[None, :0]
+    scores = exclude_(scores, 0, excluded, (0, len(item_ids) + 1))[0]  # padding, mask token
     vals, idx = scores.topk(min(k, len(item_ids)))
     return [
         (item_ids[i - 1], float(v))

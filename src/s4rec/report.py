@@ -40,7 +40,7 @@ from .analysis import (
 from .checkpoint import atomic_file, load_state, model_from_state
 from .config import Config, dotted
 from .data.dataset import LeaveOneOut
-from .evaluate import Ranker
+from .evaluate import Ranker, protocol
 from .kmeans import kmeans
 from .model import GRU4Rec, SASRec
 from .train import load_data
@@ -95,18 +95,19 @@ def analyze_run(
     tsne_points: int = 1000,
     seed: int = 0,
     state: dict[str, Any] | None = None,
+    sets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Analyse one run (see the module docstring) and write ``RUN_DIR/analysis.json``;
-    ``state`` is its ``best.pt`` when the caller has read it already."""
+    ``state`` is its ``best.pt`` when the caller has read it already, ``sets`` are ``eval.*``
+    overrides of the run's protocol."""
     run_dir = Path(run_dir)
     start = time.perf_counter()
     state = state if state is not None else load_state(run_dir / "best.pt")
-    cfg, model, _ = model_from_state(state, str(run_dir / "best.pt"))
+    cfg, model, _ = model_from_state(state, str(run_dir / "best.pt"), sets)
     heads = state.get("heads", {})
     data = data if data is not None else load_data(cfg)
-    results_path = run_dir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    ranks = Ranker(model, data, cfg.train.eval_batch_users, cfg.train.eval_item_chunk).ranks("test")
+    groups = group_metrics(Ranker.from_config(model, data, cfg).ranks("test"), data)
+    finished = (run_dir / "results.json").exists()
     out: dict[str, Any] = {
         "run": str(run_dir),
         "label": run_dir.name,
@@ -114,8 +115,9 @@ def analyze_run(
         "dataset": cfg.data.dataset,
         "seed": cfg.train.seed,
         "config": cfg.to_dict(),
-        "test": results.get("test"),
-        "groups": group_metrics(ranks, data),
+        "eval_protocol": protocol(cfg, data),
+        "test": {k: v for k, v in groups["all"].items() if k != "users"} if finished else None,
+        "groups": groups,
         "curves": read_curves(run_dir / "metrics.jsonl"),
         "clusters": None,
         "tsne": None,
@@ -151,30 +153,31 @@ def analyze_runs(
     tsne_points: int = 1000,
     reuse: bool = True,
     data_dir: str | None = None,
+    sets: tuple[str, ...] = (),
 ) -> list[dict]:
     """Analyses of several runs; data is loaded once per dataset (from ``data_dir`` when
-    given), and an ``analysis.json`` newer than the run's ``best.pt`` is reused when ``reuse``."""
+    given), and an ``analysis.json`` newer than the run's ``best.pt`` and made under the same
+    protocol (the run's, with ``eval.*`` overrides ``sets``) is reused when ``reuse``."""
     datasets: dict[tuple, LeaveOneOut] = {}
     out = []
     for run_dir in map(Path, run_dirs):
         cached = run_dir / "analysis.json"
         if not (run_dir / "best.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no best.pt (is this a finished run directory?)")
-        if (
-            reuse
-            and cached.exists()
-            and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime
-        ):
-            out.append(json.loads(cached.read_text()))
-            continue
         state = load_state(run_dir / "best.pt")
-        cfg = Config.from_dict(state["config"], where=str(run_dir))
+        cfg = Config.from_dict(state["config"], where=str(run_dir)).for_trained_model(list(sets))
+        fresh = cached.exists() and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime
+        if reuse and fresh:
+            analysis = json.loads(cached.read_text())
+            if analysis.get("eval_protocol", {}).get("exclude_history") == cfg.eval.exclude_history:
+                out.append(analysis)
+                continue
         cfg.data.data_dir = data_dir or cfg.data.data_dir
         key = (cfg.data.dataset, cfg.data.data_dir, cfg.data.min_length, cfg.data.head_fraction,
                cfg.data.synthetic_users)  # fmt: skip
         if key not in datasets:
             datasets[key] = load_data(cfg)
-        out.append(analyze_run(run_dir, datasets[key], tsne_points, state=state))
+        out.append(analyze_run(run_dir, datasets[key], tsne_points, state=state, sets=sets))
     return out
 
 

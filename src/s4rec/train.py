@@ -18,7 +18,7 @@ from .checkpoint import load_state, save_atomic
 from .config import Config
 from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut, TrainLoader, training_samples
-from .evaluate import evaluate
+from .evaluate import evaluate, protocol
 from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
 
@@ -49,7 +49,14 @@ def load_data(cfg: Config) -> LeaveOneOut:
     seqs = load_sequences(
         cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
     )
-    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
+    data = LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
+    if data.repeated("test").any() or data.repeated("valid").any():
+        verdict = "misses" if cfg.eval.exclude_history else "ranked like other items"
+        log.info(
+            "%s: %s; they are %s (eval.exclude_history=%s)", seqs.source,
+            data.seqs.held_out_repeats_text(), verdict, str(cfg.eval.exclude_history).lower(),
+        )  # fmt: skip
+    return data
 
 
 def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
@@ -191,8 +198,8 @@ class Trainer:
         return {name: total / len(self.loader) for name, total in sums.items()}
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:
-        t = self.cfg.train
-        return evaluate(self.model, self.data, split, t.eval_batch_users, t.eval_item_chunk)
+        """Metrics under the run's protocol (``eval``): model selection and results agree."""
+        return evaluate(self.model, self.data, split, self.cfg)
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train until ``epochs`` or early stopping, then evaluate the best checkpoint once on test."""
@@ -256,6 +263,7 @@ class Trainer:
             "test": test["all"],
             "test_by_group": {"head": test["head"], "tail": test["tail"]},
             "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
+            "eval_protocol": protocol(self.cfg, self.data),
         }
         if self.main:
             (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

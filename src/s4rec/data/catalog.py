@@ -154,7 +154,8 @@ def catalog_table(data_dir: str | os.PathLike | None = None) -> list[dict]:
     """One row per named dataset, with statistics for those whose file is present.
 
     Keys: name, file, path (None if absent), searched (directories), users, items,
-    interactions, avg_length (None if absent), note (why absent, or a read error).
+    interactions, avg_length, repeats (``Sequences.held_out_repeats``; these five None if
+    absent), note (why absent, or a read error).
     """
     dirs = search_dirs(data_dir)
     searched = [str(d) for d, _ in dirs]
@@ -194,6 +195,7 @@ def _row(
         "items": None if seqs is None else seqs.n_items,
         "interactions": n,
         "avg_length": None if seqs is None else round(n / seqs.n_users, 2),
+        "repeats": None if seqs is None else seqs.held_out_repeats(),
         "note": note,
     }
 

@@ -89,6 +89,10 @@ class LeaveOneOut:
         """(U,) exclusive end of the input (and masked history) for a split."""
         return self.train_end + (0 if split == "valid" else 1)
 
+    def repeated(self, split: Split) -> Tensor:
+        """(U,) bool: is the user's validation or test target an item of their own history?"""
+        return torch.from_numpy(self.seqs.seen_before(self.history_end(split).numpy()))
+
     def _training_interactions(self) -> tuple[Tensor, Tensor]:
         """(N,) user and (N,) item of every interaction in the training parts."""
         user = torch.repeat_interleave(torch.arange(self.n_users), self.train_lengths)

@@ -72,6 +72,37 @@ class Sequences:
             user_ids = [str(u) for u in range(1, len(seqs) + 1)]
         return cls(offsets, values, user_ids, item_ids, source)
 
+    def seen_before(self, pos: np.ndarray) -> np.ndarray:
+        """Bool (U,): does user ``u``'s item at flat position ``pos[u]`` occur earlier in
+        the user's sequence (a repeat)? ``pos[u]`` lies in ``[offsets[u], offsets[u + 1])``."""
+        user = np.repeat(np.arange(self.n_users), self.lengths)
+        earlier = np.arange(len(self.values)) < pos[user]
+        same = earlier & (self.values == self.values[pos][user])
+        return np.bincount(user[same], minlength=self.n_users) > 0
+
+    def held_out_repeats(self, min_length: int = 3) -> dict[str, int]:
+        """Of the users a leave-one-out split keeps (``min_length`` or more items): how many
+        there are, and how many have a validation, a test, or either target that repeats
+        an earlier item of their own."""
+        kept = self.subset(np.flatnonzero(self.lengths >= max(min_length, 3)))
+        end = kept.offsets[1:]
+        valid, test = kept.seen_before(end - 2), kept.seen_before(end - 1)
+        return {
+            "users": kept.n_users,
+            "valid": int(valid.sum()),
+            "test": int(test.sum()),
+            "either": int((valid | test).sum()),
+        }
+
+    def held_out_repeats_text(self, min_length: int = 3) -> str:
+        """``held_out_repeats`` in one line, for logs and the command line."""
+        r = self.held_out_repeats(min_length)
+        share = r["either"] / r["users"] if r["users"] else 0.0
+        return (
+            f"{r['either']:,} of {r['users']:,} users ({share:.1%}) have a held-out item that"
+            f" repeats one of their earlier items (validation {r['valid']:,}, test {r['test']:,})"
+        )
+
     def subset(self, rows: np.ndarray) -> Sequences:
         """The given users only (same item vocabulary)."""
         rows = np.asarray(rows, dtype=np.int64)

@@ -231,3 +231,27 @@ def make_synthetic(
         source=f"synthetic(seed={seed})",
     )
     return SyntheticData(seqs, intents, item_intents)
+
+
+def plant_repeats(seqs: Sequences, share: float, window: int = 10, seed: int = 0) -> Sequences:
+    """A copy of ``seqs`` where a ``share`` of positions re-consume an earlier item.
+
+    Every position but a user's first is, with probability ``share``, replaced by the item
+    at one of the (up to) ``window`` positions before it, drawn uniformly: repeat consumption
+    with a recency bias, as in check-in or grocery logs. Positions are filled oldest first,
+    so a copied item is one the user really had before. The catalogue is kept as it is.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must lie in [0, 1], got {share}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    rng = np.random.default_rng(seed)
+    values = seqs.values.copy()
+    starts, lengths = seqs.offsets[:-1], seqs.lengths
+    for pos in range(1, int(lengths.max(initial=0))):
+        users = np.flatnonzero((lengths > pos) & (rng.random(len(lengths)) < share))
+        back = rng.integers(1, min(window, pos) + 1, size=len(users))
+        values[starts[users] + pos] = values[starts[users] + pos - back]
+    return Sequences(
+        seqs.offsets.copy(), values, seqs.user_ids, seqs.item_ids, f"{seqs.source}+repeats({share})"
+    )
