@@ -49,14 +49,14 @@ def load_data(cfg: Config) -> LeaveOneOut:
     seqs = load_sequences(
         cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
     )
-    data = LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
-    if data.repeated("test").any() or data.repeated("valid").any():
+    if seqs.held_out_repeats(cfg.data.min_length)["either"]:
         verdict = "misses" if cfg.eval.exclude_history else "ranked like other items"
         log.info(
             "%s: %s; they are %s (eval.exclude_history=%s)", seqs.source,
-            data.seqs.held_out_repeats_text(), verdict, str(cfg.eval.exclude_history).lower(),
+            seqs.held_out_repeats_text(cfg.data.min_length), verdict,
+            str(cfg.eval.exclude_history).lower(),
         )  # fmt: skip
-    return data
+    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
 
 
 def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
