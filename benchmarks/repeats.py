@@ -29,7 +29,8 @@ from s4rec.data.readers import write_sequence_text
 from s4rec.data.synthetic import plant_repeats
 from s4rec.evaluate import evaluate, metrics_from_lists, protocol
 from s4rec.inference import write_predictions
-from s4rec.train import load_data, setup_runtime
+from s4rec.runtime import setup_runtime
+from s4rec.train import load_data
 
 
 def make(args: argparse.Namespace) -> None:

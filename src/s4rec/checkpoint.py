@@ -13,6 +13,7 @@ import torch
 
 from .config import Config
 from .model import SequenceEncoder, build_encoder
+from .runtime import resolve_device
 
 
 @contextmanager
@@ -53,15 +54,15 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(
-    path: str | Path, sets: Sequence[str] = ()
+    path: str | Path, sets: Sequence[str] = (), device: str = "cpu"
 ) -> tuple[Config, SequenceEncoder, list[str]]:
-    """The configuration (with ``eval.*`` overrides ``sets``), the trained encoder (eval mode)
-    and the raw item ids of a checkpoint."""
-    return model_from_state(load_state(path), str(path), sets)
+    """The configuration (with ``eval.*`` overrides ``sets``), the trained encoder (eval mode,
+    on ``device``, whichever device it was trained on) and the raw item ids of a checkpoint."""
+    return model_from_state(load_state(path), str(path), sets, device)
 
 
 def model_from_state(
-    state: dict[str, Any], where: str, sets: Sequence[str] = ()
+    state: dict[str, Any], where: str, sets: Sequence[str] = (), device: str = "cpu"
 ) -> tuple[Config, SequenceEncoder, list[str]]:
     """``load_model`` for a checkpoint already read with ``load_state``: ``best.pt`` or a
     training checkpoint ``last.pt``, whose encoder weights are taken from the objective's."""
@@ -73,4 +74,4 @@ def model_from_state(
             k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")
         }
     model.load_state_dict(weights)
-    return cfg, model.eval(), list(state["item_ids"])
+    return cfg, model.to(resolve_device(device)).eval(), list(state["item_ids"])

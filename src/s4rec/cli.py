@@ -17,7 +17,8 @@ from .data.readers import FORMATS, DataError
 from .evaluate import evaluate, protocol
 from .inference import recommend, write_predictions
 from .methods import METHODS, apply_method
-from .train import Trainer, load_data, setup_runtime
+from .runtime import DEVICES, setup_runtime
+from .train import Trainer, load_data
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -40,6 +41,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "train.epochs": args.epochs,
         "train.seed": args.seed,
         "train.threads": args.threads,
+        "train.device": args.device,
     }
     sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     if args.no_progress:
@@ -65,14 +67,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    cfg, model, _ = load_model(args.checkpoint, args.set)
+    cfg, model, _ = load_model(args.checkpoint, args.set, args.device)
     data = _data_for(cfg, args.data_dir)
     out = {split: evaluate(model, data, split, cfg) for split in ("valid", "test")}
     print(json.dumps({"eval_protocol": protocol(cfg, data), **out}, indent=2))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    cfg, model, item_ids = load_model(args.checkpoint, args.set)
+    cfg, model, item_ids = load_model(args.checkpoint, args.set, args.device)
     data = _data_for(cfg, args.data_dir)
     if list(data.seqs.item_ids) != item_ids:
         raise SystemExit(
@@ -83,7 +85,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    cfg, model, item_ids = load_model(args.checkpoint, args.set)
+    cfg, model, item_ids = load_model(args.checkpoint, args.set, args.device)
     history = args.history.split()
     for item, score in recommend(model, item_ids, history, args.k, cfg.eval.exclude_history):
         print(f"{item}\t{score:.4f}")
@@ -92,7 +94,9 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 def cmd_analyze(args: argparse.Namespace) -> None:
     from .report import analyze_runs, md_table, tables
 
-    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir, args.set)
+    analyses = analyze_runs(
+        args.runs, args.tsne_points, not args.force, args.data_dir, args.set, args.device
+    )
     for title, (header, rows) in tables(analyses).items():
         print(f"{title}\n\n{md_table(header, rows)}\n")
     print("wrote " + ", ".join(f"{a['run']}/analysis.json" for a in analyses))
@@ -101,7 +105,9 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import analyze_runs, write_report
 
-    analyses = analyze_runs(args.runs, args.tsne_points, not args.force, args.data_dir, args.set)
+    analyses = analyze_runs(
+        args.runs, args.tsne_points, not args.force, args.data_dir, args.set, args.device
+    )
     path = write_report(analyses, args.out, tuple(args.sweep), tuple(args.baseline))
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
@@ -155,12 +161,14 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"held-out repeats: {seqs.held_out_repeats_text()}")
 
 
-def add_protocol_flag(p: argparse.ArgumentParser) -> None:
-    """``--set eval.KEY=VALUE``: the one protocol setting a trained model is used under."""
+def add_use_flags(p: argparse.ArgumentParser) -> None:
+    """What a trained model is used under: ``--set eval.KEY=VALUE`` (the protocol) and
+    ``--device`` (any device, whichever one it was trained on)."""
     p.add_argument(
         "--set", action="append", default=[], metavar="eval.KEY=VALUE",
         help="change the run's protocol, e.g. eval.exclude_history=false (repeats rankable)",
     )  # fmt: skip
+    p.add_argument("--device", default="auto", help=f"{DEVICES} (default auto)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -183,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="maximum number of epochs")
     t.add_argument("--seed", type=int)
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    t.add_argument("--device", help=f"{DEVICES} (train.device, default auto)")
     t.add_argument("--config", help="YAML or TOML configuration file")
     t.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.lr=0.001"
@@ -197,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=text)
         e.add_argument("checkpoint")
         e.add_argument("--data-dir")
-        add_protocol_flag(e)
+        add_use_flags(e)
         e.set_defaults(func=func)
         if name == "predict":
             e.add_argument("--split", choices=["valid", "test"], default="test")
@@ -210,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
         "--history", required=True, help='space-separated raw item ids, oldest first: "i1 i2 i3"'
     )
     r.add_argument("-k", "--k", type=int, default=10)
-    add_protocol_flag(r)
+    add_use_flags(r)
     r.set_defaults(func=cmd_recommend)
 
     for name, func, text in [
@@ -222,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
         a.add_argument("--data-dir")
         a.add_argument("--tsne-points", type=int, default=1000, help="0 skips the t-SNE map")
         a.add_argument("--force", action="store_true", help="recompute existing analysis.json")
-        add_protocol_flag(a)
+        add_use_flags(a)
         a.set_defaults(func=func)
         if name == "report":
             a.add_argument("--out", required=True, help="directory for report.html, report.md")

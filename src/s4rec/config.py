@@ -151,6 +151,9 @@ class TrainConfig:
     eval_batch_users: int = 1024
     eval_item_chunk: int = 32768
     progress: bool = True
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N | mps
+    # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA, gradient scaler); losses stay fp32
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 @dataclass

@@ -92,6 +92,7 @@ class Ranker:
         self.exclude_history = exclude_history
         self.user_batch, self.item_chunk = user_batch, item_chunk
         self.n_cols = model.item_emb.num_embeddings  # n_items + 2
+        self.device = model.item_emb.weight.device  # scores live there; ranks come back to the CPU
         self.specials = (0, self.n_cols - 1)  # padding and the mask token
 
     @classmethod
@@ -104,8 +105,8 @@ class Ranker:
         )  # fmt: skip
 
     def _user_batches(self, split: Split, users: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """Yield (users, sequence vectors (b, d), excluded history (b, H)) grouped by length;
-        the history is empty (b, 0) when it is not excluded."""
+        """Yield (users, sequence vectors (b, d), excluded history (b, H)) grouped by length,
+        the last two on the model's device; the history is empty (b, 0) when not excluded."""
         data, L = self.data, self.model.max_len
         end = data.history_end(split)
         order = users[
@@ -113,9 +114,10 @@ class Ranker:
         ]
         for i in range(0, len(order), self.user_batch):
             u = order[i : i + self.user_batch]
-            z = self.model(eval_inputs(data, split, u, L), last_only=True, users=u)[:, -1]  # (b, d)
+            items, on = eval_inputs(data, split, u, L).to(self.device), u.to(self.device)
+            z = self.model(items, last_only=True, users=on)[:, -1]  # (b, d)
             width = int((end[u] - data.starts[u]).max()) if self.exclude_history else 0
-            yield u, z, left_padded(data.flat, data.starts[u], end[u], width)
+            yield u, z, left_padded(data.flat, data.starts[u], end[u], width).to(self.device)
 
     def _scores(self, z: Tensor, history: Tensor, lo: int, hi: int) -> Tensor:
         """(b, hi - lo) scores with padding, the mask token and history items at -inf."""
@@ -138,7 +140,7 @@ class Ranker:
         ranks = torch.empty(self.data.n_users, dtype=torch.long)
         chunks, targets = self._chunks(), self.data.target(split)
         for u, z, history in self._user_batches(split, users):
-            target = targets[u]
+            target = targets[u].to(self.device)
             # the target's score is read off the same matmul as the ranking, then excluded itself
             with_target = torch.cat([history, target[:, None]], 1)
             if len(chunks) == 1:
@@ -146,7 +148,7 @@ class Ranker:
                 t_score = scores.gather(1, target[:, None]).squeeze(1)
                 rank = rank_targets(exclude_(scores, 0, with_target, self.specials), t_score)
             else:  # pass 1: target scores chunk by chunk; pass 2: count
-                t_score = torch.empty(len(u))
+                t_score = torch.empty(len(u), device=self.device)
                 for lo, hi in chunks:
                     here = (target >= lo) & (target < hi)
                     scores = z @ self.model.item_emb.weight[lo:hi].T  # same shapes as pass 2
@@ -154,7 +156,7 @@ class Ranker:
                 rank = sum(
                     rank_targets(self._scores(z, with_target, lo, hi), t_score) for lo, hi in chunks
                 )
-            ranks[u] = rank
+            ranks[u] = rank.cpu()
         if self.exclude_history:  # never shown: worse than every item that can be
             ranks[self.data.repeated(split)] = self.n_cols
         self.model.train(was_training)
@@ -168,8 +170,8 @@ class Ranker:
         ids = torch.empty(self.data.n_users, k, dtype=torch.long)
         vals = torch.empty(self.data.n_users, k)
         for u, z, history in self._user_batches(split, torch.arange(self.data.n_users)):
-            best_v = torch.full((len(u), 0), float("-inf"))
-            best_i = torch.zeros((len(u), 0), dtype=torch.long)
+            best_v = torch.full((len(u), 0), float("-inf"), device=self.device)
+            best_i = torch.zeros((len(u), 0), dtype=torch.long, device=self.device)
             for lo, hi in self._chunks():
                 scores = self._scores(z, history, lo, hi)
                 v, i = scores.topk(min(k, hi - lo), dim=1)
@@ -177,7 +179,7 @@ class Ranker:
                     min(k, best_v.shape[1] + v.shape[1]), dim=1
                 )
                 best_i = torch.cat([best_i, i + lo], 1).gather(1, pos)
-            ids[u], vals[u] = best_i, best_v
+            ids[u], vals[u] = best_i.cpu(), best_v.cpu()
         self.model.train(was_training)
         return ids, vals
 

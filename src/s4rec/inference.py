@@ -47,12 +47,12 @@ def recommend(
         raise ValueError(f"unknown item id(s) {unknown[:10]}: not in the model's catalogue")
     if not history:
         raise ValueError("the history is empty: give at least one item id")
-    items = torch.tensor([index[h] for h in history])
+    items = torch.tensor([index[h] for h in history], device=model.item_emb.weight.device)
     z = model.eval()(items[None, -model.max_len :], last_only=True)[:, -1]  # (1, d)
     scores = z @ model.item_emb.weight.T  # (1, n_items + 2), as the Ranker scores
     excluded = items[None] if exclude_history else items[None, :0]
     scores = exclude_(scores, 0, excluded, (0, len(item_ids) + 1))[0]  # padding, mask token
-    vals, idx = scores.topk(min(k, len(item_ids)))
+    vals, idx = scores.cpu().topk(min(k, len(item_ids)))
     return [
         (item_ids[i - 1], float(v))
         for i, v in zip(idx.tolist(), vals.tolist(), strict=True)

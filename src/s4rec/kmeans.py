@@ -38,15 +38,16 @@ def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None
     n = len(x)
     x_sq = (x * x).sum(1)  # (N,)
     chosen = [int(torch.randint(n, (1,), generator=generator))]
-    dist = torch.full((n,), float("inf"))
+    dist = torch.full((n,), float("inf"), device=x.device)
     for i in range(k):
         if i:
             cum = dist.double().cumsum(0)
             if cum[-1] <= 0:  # fewer distinct points than k: any unchosen point will do
-                free = torch.ones(n, dtype=torch.bool).index_fill_(0, torch.tensor(chosen), False)
+                free = torch.ones(n, dtype=torch.bool, device=x.device)
+                free[chosen] = False
                 chosen.append(int(torch.nonzero(free)[0]))
             else:
-                u = torch.rand(1, generator=generator, dtype=torch.float64) * cum[-1]
+                u = torch.rand(1, generator=generator, dtype=torch.float64).to(x.device) * cum[-1]
                 chosen.append(min(int(torch.searchsorted(cum, u, right=True)), n - 1))
         c = x[chosen[-1]]
         dist = torch.minimum(dist, (x_sq - 2 * (x @ c) + c @ c).clamp(min=0))
@@ -67,7 +68,8 @@ def kmeans(
     x: (N, d). Centroids are fit on at most ``sample * k`` points drawn at random (faiss's
     ``max_points_per_centroid``, also 256 there), then every point is assigned; with fewer
     points, on all of them. An emptied cluster is re-seeded with the point farthest from
-    its centroid, so all ``k`` centroids stay in use. Deterministic given ``generator``.
+    its centroid, so all ``k`` centroids stay in use. Deterministic given ``generator`` (a CPU
+    generator; x may live on any device).
     """
     x = x.float()
     n = len(x)
@@ -75,7 +77,7 @@ def kmeans(
         raise ValueError(f"k-means needs 1 <= k <= number of points ({n}), got k={k}")
     fit_on = x
     if n > sample * k:
-        fit_on = x[torch.randperm(n, generator=generator)[: sample * k]]
+        fit_on = x[torch.randperm(n, generator=generator)[: sample * k].to(x.device)]
     best: KMeansResult | None = None
     for _ in range(restarts):
         centroids = kmeans_plus_plus(fit_on, k, generator)

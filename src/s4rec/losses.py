@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .runtime import in_fp32
+
 
 class BCENextItemLoss(nn.Module):
     """Next-item loss L_SR (Eq. 1) as trained by ICLRec/CoSeRec: binary cross-entropy.
@@ -16,6 +18,7 @@ class BCENextItemLoss(nn.Module):
     pos: (N,) scores of the true next items; neg: (N, M) scores of sampled negatives.
     """
 
+    @in_fp32
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return (F.softplus(-pos) + F.softplus(neg).mean(-1)).mean()
 
@@ -24,6 +27,7 @@ class BPRNextItemLoss(nn.Module):
     """Next-item loss as Bayesian personalised ranking: ``-log sigmoid(s_pos - s_neg)``,
     averaged over positions and their sampled negatives. pos: (N,); neg: (N, M)."""
 
+    @in_fp32
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return F.softplus(neg - pos.unsqueeze(-1)).mean()
 
@@ -34,6 +38,7 @@ class CENextItemLoss(nn.Module):
     logits: (N, V) scores of all candidate items; target: (N,) column of the true item.
     """
 
+    @in_fp32
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target)
 
@@ -45,6 +50,7 @@ class SampledCENextItemLoss(nn.Module):
     where a sampled negative equals the true item (an accidental hit, excluded).
     """
 
+    @in_fp32
     def forward(self, pos: Tensor, neg: Tensor, neg_valid: Tensor | None = None) -> Tensor:
         if neg_valid is not None:
             neg = neg.masked_fill(~neg_valid, float("-inf"))
@@ -97,6 +103,7 @@ class ClusterLoss(nn.Module):
         super().__init__()
         self.tau1 = tau1
 
+    @in_fp32
     def forward(self, scores: Tensor, target: Tensor) -> Tensor:
         return -(target * F.log_softmax(scores / self.tau1, dim=1)).sum(1).mean()
 
@@ -142,6 +149,7 @@ class SequenceContrastiveLoss(nn.Module):
         logits = torch.cat(parts, 1) / self.tau2
         return F.cross_entropy(logits, torch.arange(B, device=a.device))
 
+    @in_fp32
     def forward(
         self,
         z1: Tensor,
@@ -166,6 +174,7 @@ class DistillationLoss(nn.Module):
         super().__init__()
         self.tau3, self.detach_teacher = tau3, detach_teacher
 
+    @in_fp32
     def forward(self, teacher: Tensor, student: Tensor) -> Tensor:
         if self.detach_teacher:
             teacher = teacher.detach()
@@ -181,5 +190,6 @@ class HeadTailAdversarialLoss(nn.Module):
     through the gradient reversal layer in front of the classifier.
     """
 
+    @in_fp32
     def forward(self, logits: Tensor, is_head: Tensor) -> Tensor:
         return F.cross_entropy(logits, is_head.long())

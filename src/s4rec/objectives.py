@@ -79,7 +79,7 @@ def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ..
     pass run in length buckets."""
     if model.reads_padding:  # one bucket: every row at full width
         items = full_width(model, items)
-        buckets = [(torch.arange(len(items)), model.max_len)]
+        buckets = [(torch.arange(len(items), device=items.device), model.max_len)]
     else:
         buckets = width_buckets(spans(items), model.max_len)
     parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
@@ -102,11 +102,13 @@ def encode_by_length(model: SequenceEncoder, items: Tensor, pooling: str) -> Ten
 def training_representations(
     model: SequenceEncoder, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
 ) -> Tensor:
-    """(U, d) z_u of every user's whole training sequence (the input that predicts validation)."""
+    """(U, d) z_u of every user's whole training sequence (the input that predicts validation),
+    on the model's device."""
     was_training = model.training
     model.eval()
+    device = model.item_emb.weight.device
     parts = [
-        encode_by_length(model, eval_inputs(data, "valid", users, max_len), pooling)
+        encode_by_length(model, eval_inputs(data, "valid", users, max_len).to(device), pooling)
         for users in torch.arange(data.n_users).split(batch_users)
     ]
     model.train(was_training)

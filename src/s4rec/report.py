@@ -96,14 +96,15 @@ def analyze_run(
     seed: int = 0,
     state: dict[str, Any] | None = None,
     sets: tuple[str, ...] = (),
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Analyse one run (see the module docstring) and write ``RUN_DIR/analysis.json``;
     ``state`` is its ``best.pt`` when the caller has read it already, ``sets`` are ``eval.*``
-    overrides of the run's protocol."""
+    overrides of the run's protocol; the model runs on ``device``."""
     run_dir = Path(run_dir)
     start = time.perf_counter()
     state = state if state is not None else load_state(run_dir / "best.pt")
-    cfg, model, _ = model_from_state(state, str(run_dir / "best.pt"), sets)
+    cfg, model, _ = model_from_state(state, str(run_dir / "best.pt"), sets, device)
     heads = state.get("heads", {})
     data = data if data is not None else load_data(cfg)
     groups = group_metrics(Ranker.from_config(model, data, cfg).ranks("test"), data)
@@ -123,7 +124,7 @@ def analyze_run(
         "tsne": None,
     }
     if isinstance(model, (SASRec, GRU4Rec)):  # encoders of the history alone (BERT4Rec too)
-        z = training_representations(model, data, cfg.data.max_len, cfg.model.pooling)
+        z = training_representations(model, data, cfg.data.max_len, cfg.model.pooling).cpu()
         clusters, source, k = run_clusters(cfg, heads, z)
         is_head = np.asarray(data.is_head, dtype=bool)
         out["clusters"] = {
@@ -154,6 +155,7 @@ def analyze_runs(
     reuse: bool = True,
     data_dir: str | None = None,
     sets: tuple[str, ...] = (),
+    device: str = "cpu",
 ) -> list[dict]:
     """Analyses of several runs; data is loaded once per dataset (from ``data_dir`` when
     given), and an ``analysis.json`` newer than the run's ``best.pt`` and made under the same
@@ -177,7 +179,9 @@ def analyze_runs(
                cfg.data.synthetic_users)  # fmt: skip
         if key not in datasets:
             datasets[key] = load_data(cfg)
-        out.append(analyze_run(run_dir, datasets[key], tsne_points, state=state, sets=sets))
+        out.append(
+            analyze_run(run_dir, datasets[key], tsne_points, state=state, sets=sets, device=device)
+        )
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,28 +20,26 @@ from .data.dataset import LeaveOneOut, TrainLoader, training_samples
 from .evaluate import evaluate, protocol
 from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
+from .runtime import (
+    autocast,
+    check_precision,
+    grad_scaler,
+    rank,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+    setup_runtime,
+    world_size,
+)
 
 log = logging.getLogger(__name__)
 
 SELECT_METRIC = "NDCG@20"
 
 
-def rank() -> int:
-    """This process's rank under torchrun (0 when not distributed)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def setup_runtime(cfg: Config) -> None:
-    """Threads, seeds and determinism, before anything random happens."""
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
-    torch.use_deterministic_algorithms(cfg.train.deterministic)
-
-
 # settings a run may change between sessions: its budget, and those that change speed only
 FREE = ("train.epochs", "train.patience", "train.threads", "train.progress",
-        "train.eval_batch_users", "train.eval_item_chunk")  # fmt: skip
+        "train.eval_batch_users", "train.eval_item_chunk", "train.device")  # fmt: skip
 
 
 def load_data(cfg: Config) -> LeaveOneOut:
@@ -83,11 +80,15 @@ class Trainer:
 
     def __init__(self, cfg: Config, out_dir: str | Path, data: LeaveOneOut | None = None) -> None:
         setup_runtime(cfg)
+        self.device = resolve_device(cfg.train.device)
+        check_precision(self.device, cfg.train.precision)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
+        self.objective.to(self.device)  # the encoder too: it is part of the objective
+        self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
@@ -120,7 +121,8 @@ class Trainer:
             "model": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(self.device),
+            "scaler": self.scaler.state_dict(),
             "progress": vars(self.progress).copy(),
         }
         save_atomic(state, self.out / "last.pt")
@@ -162,7 +164,9 @@ class Trainer:
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state, self.device)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
         log_path = self.out / "metrics.jsonl"
         if log_path.exists():  # drop lines of epochs after the checkpoint
@@ -188,10 +192,12 @@ class Trainer:
             disable=not (self.cfg.train.progress and self.main), dynamic_ncols=True,
         )  # fmt: skip
         for batch in bar:
-            out = self.objective(batch)
+            with autocast(self.device, self.cfg.train.precision):
+                out = self.objective(batch.to(self.device))
             self.optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
-            self.optimizer.step()
+            self.scaler.scale(out.total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             for name, value in out.terms.items():
                 sums[name] += value
             bar.set_postfix(loss=f"{out.total.item():.4f}")
@@ -210,6 +216,12 @@ class Trainer:
             self.cfg.save(self.out / "config.yaml")
             (self.out / "metrics.jsonl").write_text("")
         t, p = self.cfg.train, self.progress
+        log.info(
+            "training %s on %s: %d users, %d items, %d samples; device %s, precision %s,"
+            " world size %d, %d threads", self.cfg.method, self.data.seqs.source,
+            self.data.n_users, self.data.n_items, len(self.loader.samples), self.device,
+            t.precision, world_size(), torch.get_num_threads(),
+        )  # fmt: skip
         while p.epoch < t.epochs and p.epoch - p.best_epoch < t.patience:
             start = time.perf_counter()
             losses = self.train_epoch()
@@ -264,6 +276,9 @@ class Trainer:
             "test_by_group": {"head": test["head"], "tail": test["tail"]},
             "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
             "eval_protocol": protocol(self.cfg, self.data),
+            "device": str(self.device),
+            "precision": self.cfg.train.precision,
+            "world_size": world_size(),
         }
         if self.main:
             (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -36,6 +36,13 @@ class Chunk:
     negatives: Tensor | None = None  # (b, W, n) sampled negatives per target ("bce", "bpr")
     views: tuple[Tensor, Tensor] | None = None  # two augmented copies of items (b, W')
 
+    def to(self, device: torch.device) -> Chunk:
+        """This chunk with every tensor on ``device``."""
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        views = None if self.views is None else (move(self.views[0]), move(self.views[1]))
+        return Chunk(move(self.rows), move(self.users), move(self.items), move(self.targets),
+                     move(self.negatives), views)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -47,6 +54,12 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.users)
+
+    def to(self, device: torch.device) -> Batch:
+        """This batch with every tensor on ``device``."""
+        shared = self.shared_negatives
+        return Batch(self.users.to(device, non_blocking=True), [c.to(device) for c in self.chunks],
+                     None if shared is None else shared.to(device, non_blocking=True))  # fmt: skip
 
 
 class LeaveOneOut:

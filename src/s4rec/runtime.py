@@ -1,0 +1,132 @@
+"""Where a run computes: its device, its precision and its process group.
+
+The one place that knows about CUDA, autocast and torchrun. The trainer, the evaluator,
+the losses and inference ask it; no other file branches on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from .config import Config
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's rank on its machine under torchrun (0 when not distributed)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def world_size() -> int:
+    """Processes training one model (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup_runtime(cfg: Config) -> None:
+    """Threads, seeds and determinism, before anything random happens."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    torch.use_deterministic_algorithms(cfg.train.deterministic)
+
+
+def rng_state(device: torch.device) -> dict[str, Tensor]:
+    """The state of the global generators a run draws from (dropout, masking): the CPU's,
+    and on CUDA the GPU's."""
+    state = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore ``rng_state``: resuming on the device a run was saved on is exact."""
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """The device of ``train.device`` / ``--device``: ``auto`` (cuda when available, else
+    cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Under torchrun, ``cuda`` is this
+    process's GPU (``cuda:LOCAL_RANK``). A device this machine lacks is an error."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {spec!r} is not a device: use {DEVICES}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {spec!r}: no CUDA device is visible to this torch {torch.__version__}"
+                " (a CPU build, or no GPU); use --device cpu"
+            )
+        index = local_rank() if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {spec!r}: cuda:{index} does not exist ({torch.cuda.device_count()} visible)"
+            )
+        return torch.device("cuda", index)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {spec!r}: MPS is not available on this machine")
+    if device.type not in ("cpu", "mps"):
+        raise ValueError(f"device {spec!r} is not supported: use {DEVICES}")
+    return device
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """An error for a precision the device cannot train in."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision {precision!r} is not one of {PRECISIONS}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            f"train.precision=fp16 needs a CUDA device (it trains with a gradient scaler);"
+            f" on {device.type} use bf16 or fp32"
+        )
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for a forward pass: matrix products in bf16 / fp16, while losses
+    (see ``in_fp32``), Sinkhorn and metrics stay in fp32. ``fp32``: no autocast."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 (a pass-through for fp32 and bf16)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+Forward = TypeVar("Forward", bound=Callable[..., Tensor])
+
+
+def in_fp32(forward: Forward) -> Forward:
+    """Decorate a loss's ``forward``: it runs outside autocast on fp32 copies of its
+    floating-point inputs, so softmax, log-softmax and their sums keep full precision."""
+
+    @functools.wraps(forward)
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> Tensor:
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        device_type = tensors[0].device.type if tensors else "cpu"
+        up = lambda a: a.float() if isinstance(a, Tensor) and a.is_floating_point() else a  # noqa: E731
+        with torch.autocast(device_type, enabled=False):
+            return forward(self, *map(up, args), **{k: up(v) for k, v in kwargs.items()})
+
+    return wrapped  # type: ignore[return-value]
