@@ -35,14 +35,16 @@ EPOCHS = {  # name: (protocol config, method, layers) on Beauty
 }
 
 
-def epoch_costs(data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int) -> dict:
-    """Median epoch time of each (protocol, method, layers), the epochs interleaved so that
-    machine noise hits all of them alike."""
+def epoch_costs(
+    data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int, sets: tuple = ()
+) -> dict:
+    """Median epoch time of each (protocol, method, layers), with extra settings ``sets``
+    (device, precision), the epochs interleaved so that machine noise hits all alike."""
     trainers, times, clustering = {}, {name: [] for name in specs}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
         for name, (protocol, method, layers) in specs.items():
             cfg = apply_method(Config.load(ROOT / "configs" / f"{protocol}.yaml"), method)
-            cfg = cfg.override([f"model.layers={layers}", "train.progress=false"])
+            cfg = cfg.override([f"model.layers={layers}", "train.progress=false", *sets])
             trainers[name] = Trainer(cfg, f"{out}/{name}", data)
         for _ in range(repeats):
             for name, trainer in trainers.items():

@@ -238,6 +238,21 @@ def repeats_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def ddp_table(results: list[dict]) -> list[str]:
+    """Epoch seconds, 1 against 2 processes at the same global batch, and bf16 on CPU."""
+    lines = ["| dataset | method | 1 process s | 2 processes s | speedup | 1 process bf16 s |"
+             " bf16 / fp32 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for method, m in r["methods"].items():
+            t = m["epoch_seconds_median"]
+            lines.append(f"| {r['dataset']} | {method} | {t['1 process']:.2f} | {t['2 processes']:.2f}"
+                         f" | {m['speedup']:.2f} | {t['1 process bf16']:.2f} | {m['bf16_over_fp32']:.2f} |")  # fmt: skip
+    notes = [f"{r['dataset']}: medians of {r['repeats']} interleaved repeats x {r['epochs_per_run'] - 1}"
+             f" epochs (training + validation), one thread per process, {r['machine']};"
+             " `benchmarks/ddp_scaling.py`." for r in results]  # fmt: skip
+    return [*lines, "", *notes]
+
+
 def render() -> str:
     kinds: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(RESULTS.glob("*.json")):
@@ -263,6 +278,9 @@ def render() -> str:
     if kinds["table5"]:
         body += ["", "### Online vs K-means clustering (Table 5)", "",
                  *table5(kinds["table5"], runs)]  # fmt: skip
+    if kinds["ddp_scaling"]:
+        body += ["", "### One process against two (torchrun, gloo, CPU)", "",
+                 *ddp_table(kinds["ddp_scaling"])]  # fmt: skip
     if kinds["repeats"]:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["clustering_cost"]:

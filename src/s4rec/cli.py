@@ -17,7 +17,7 @@ from .data.readers import FORMATS, DataError
 from .evaluate import evaluate, protocol
 from .inference import recommend, write_predictions
 from .methods import METHODS, apply_method
-from .runtime import DEVICES, setup_runtime
+from .runtime import DEVICES, rank, setup_runtime
 from .train import Trainer, load_data
 
 
@@ -59,6 +59,8 @@ def _data_for(cfg: Config, data_dir: str | None) -> LeaveOneOut:
 def cmd_train(args: argparse.Namespace) -> None:
     cfg = build_config(args)
     results = Trainer(cfg, args.out).fit(resume=args.resume)
+    if rank() > 0:  # under torchrun, rank 0 speaks for the run
+        return
     print(
         json.dumps(
             {k: results[k] for k in ("method", "dataset", "epochs", "valid", "test")}, indent=2

@@ -18,6 +18,7 @@ from torch import Tensor
 from .config import Config
 from .data.dataset import LeaveOneOut, Split, eval_inputs, left_padded
 from .model import SequenceEncoder
+from .runtime import all_reduce_sum, distributed, rank, world_size
 
 KS = (5, 10, 20)
 
@@ -134,6 +135,8 @@ class Ranker:
     def ranks(self, split: Split, users: Tensor | None = None) -> Tensor:
         """(U,) 0-based rank of each user's target among all non-excluded items; a target
         that is itself excluded (in the history, with ``exclude_history``) ranks last."""
+        if users is None and distributed():  # each rank ranks its share of the users
+            return self._gathered_ranks(split)
         was_training = self.model.training
         self.model.eval()
         users = torch.arange(self.data.n_users) if users is None else users
@@ -161,6 +164,13 @@ class Ranker:
             ranks[self.data.repeated(split)] = self.n_cols
         self.model.train(was_training)
         return ranks[users]
+
+    def _gathered_ranks(self, split: Split) -> Tensor:
+        """(U,) ranks of all users, computed a share per rank and summed over ranks."""
+        mine = torch.arange(self.data.n_users)[rank() :: world_size()]
+        ranks = torch.zeros(self.data.n_users, dtype=torch.long)
+        ranks[mine] = self.ranks(split, mine)
+        return all_reduce_sum(ranks.to(self.device)).cpu()
 
     @torch.no_grad()
     def top_k(self, split: Split, k: int) -> tuple[Tensor, Tensor]:

@@ -118,7 +118,10 @@ class SequenceContrastiveLoss(nn.Module):
     of u's own group from u's negatives (ICLRec's false-negative mitigation; there b is
     the intent of u). ``similarity`` is "cosine" (unit vectors) or "dot" (raw dot
     products, as the CL4SRec/ICLRec code); divided by tau2.
-    a, b: (B, D); prototypes: (K, D); assigned: (B,) prototype index h(u).
+    a, b: (B, D), the whole (global) batch; prototypes: (K, D); ``rows``: the anchors this
+    process computes the loss for (default: all B; under data parallelism its own rows,
+    while every other sequence of the global batch is a negative); assigned: (n,) h(u) of
+    those anchors. The loss is the mean over the anchors in ``rows``.
     """
 
     def __init__(self, tau2: float, similarity: str = "cosine") -> None:
@@ -134,20 +137,27 @@ class SequenceContrastiveLoss(nn.Module):
         prototypes: Tensor | None = None,
         assigned: Tensor | None = None,
         groups: Tensor | None = None,
+        rows: slice | None = None,
     ) -> Tensor:
         if self.similarity == "cosine":
             a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-        B = len(a)
-        eye = torch.eye(B, dtype=torch.bool, device=a.device)
-        same = eye if groups is None else eye | (groups[:, None] == groups[None, :])
-        to_b = (a @ b.T).masked_fill(same & ~eye, float("-inf"))  # (B, B): diagonal = positives
-        to_a = (a @ a.T).masked_fill(same, float("-inf"))  # other sequences' anchor views
+        rows = rows or slice(0, len(a))
+        anchor = a[rows]  # (n, D)
+        own = torch.arange(rows.start, rows.stop, device=a.device)  # each anchor's column
+        eye = own[:, None] == torch.arange(len(a), device=a.device)  # (n, B)
+        same = eye if groups is None else eye | (groups[rows, None] == groups[None, :])
+        to_b = (anchor @ b.T).masked_fill(
+            same & ~eye, float("-inf")
+        )  # (n, B): own column = positive
+        to_a = (anchor @ a.T).masked_fill(same, float("-inf"))  # other sequences' anchor views
         parts = [to_b, to_a]
         if prototypes is not None:
             mu = F.normalize(prototypes, dim=1) if self.similarity == "cosine" else prototypes
-            parts.append((a @ mu.T).scatter(1, assigned[:, None], float("-inf")))  # own intent out
+            parts.append(
+                (anchor @ mu.T).scatter(1, assigned[:, None], float("-inf"))
+            )  # own intent out
         logits = torch.cat(parts, 1) / self.tau2
-        return F.cross_entropy(logits, torch.arange(B, device=a.device))
+        return F.cross_entropy(logits, own)
 
     @in_fp32
     def forward(
@@ -157,9 +167,10 @@ class SequenceContrastiveLoss(nn.Module):
         prototypes: Tensor | None = None,
         assigned: Tensor | None = None,
         groups: Tensor | None = None,
+        rows: slice | None = None,
     ) -> Tensor:
-        return self.one_way(z1, z2, prototypes, assigned, groups) + self.one_way(
-            z2, z1, prototypes, assigned, groups
+        return self.one_way(z1, z2, prototypes, assigned, groups, rows) + self.one_way(
+            z2, z1, prototypes, assigned, groups, rows
         )
 
 

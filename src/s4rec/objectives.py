@@ -24,6 +24,7 @@ from .losses import (
     sinkhorn,
 )
 from .model import BERT4Rec, HeadTailClassifier, Prototypes, SequenceEncoder, pool
+from .runtime import all_reduce_sum, gather_rows, share_of_global
 
 
 @dataclass
@@ -166,7 +167,8 @@ class NextItemObjective(nn.Module):
     def forward(self, batch: Batch) -> LossOutput:
         enc = encode(self.model, batch, self.pooling)
         loss = self.next_item_loss(enc, batch)
-        return LossOutput(loss, {"next_item": loss.item()})
+        share = share_of_global(len(enc.targets), loss.device)  # 1 in one process
+        return LossOutput(loss * share, {"next_item": loss.item()})
 
     def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
         """Work due before each training epoch (none for the next-item loss alone)."""
@@ -205,7 +207,8 @@ class MaskedItemObjective(NextItemObjective):
             targets.append(items[at])
         enc = Encoded(torch.cat(hidden), torch.cat(targets), None, None)
         loss = self.next_item_loss(enc, batch)
-        return LossOutput(loss, {"masked_item": loss.item()})
+        share = share_of_global(len(enc.targets), loss.device)  # 1 in one process
+        return LossOutput(loss * share, {"masked_item": loss.item()})
 
 
 class S4RecObjective(NextItemObjective):
@@ -255,9 +258,10 @@ class S4RecObjective(NextItemObjective):
         frozen = bool(self.steps < s.freeze_prototypes_steps)
         mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
         scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
-        q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters)  # (B, K), rows sum to 1/B
+        # (B, K), rows sum to 1 / global B: equipartition over every rank's sequences
+        q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters, all_reduce_sum)
         if s.alpha > 0:
-            terms["cluster"] = self.cluster(scores, q * len(q))
+            terms["cluster"] = self.cluster(scores, q / q.sum(1, keepdim=True))
         return mu, q.argmax(1)
 
     def forward(self, batch: Batch) -> LossOutput:
@@ -271,16 +275,20 @@ class S4RecObjective(NextItemObjective):
             contrast = "flat" if s.contrast_on == "flat" else self.pooling
             views = encode_views(self.model, batch, tuple(dict.fromkeys([contrast, self.pooling])))
             z1, z2 = views[self.pooling]  # (B, d) each
-            if s.beta1 > 0:
+            if s.beta1 > 0:  # negatives: both views of every sequence of the global batch
+                (v1, first), (v2, _) = (gather_rows(v) for v in views[contrast])
+                rows = slice(first, first + len(z))
                 negatives = (mu, assigned) if s.intent_negatives else ()
-                terms["contrastive"] = self.contrastive(*views[contrast], *negatives)
+                terms["contrastive"] = self.contrastive(v1, v2, *negatives, rows=rows)
             if s.beta2 > 0:
                 teacher = mu[assigned]
                 terms["distill"] = self.distill(teacher, z1) + self.distill(teacher, z2)
             if s.icl > 0:  # ICLRec: each view against its sequence's intent, mean over views
                 c = F.normalize(mu[assigned], dim=1) if s.icl_unit_intents else mu[assigned]
-                groups = assigned if s.icl_denoise else None
-                one, two = (self.contrastive(v, c, groups=groups) for v in (z1, z2))
+                (c, first), (everyone, _) = gather_rows(c), gather_rows(assigned)
+                rows, groups = slice(first, first + len(z)), everyone if s.icl_denoise else None
+                one, two = (self.contrastive(gather_rows(v)[0], c, groups=groups, rows=rows)
+                            for v in (z1, z2))  # fmt: skip
                 terms["intent"] = (one + two) / 2
         if s.lam > 0:
             logits = self.classifier(z, reversal_scale(s, int(self.steps)))
@@ -289,6 +297,10 @@ class S4RecObjective(NextItemObjective):
             self.steps += 1
         weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
                   "adversarial": s.lam, "intent": s.icl}  # fmt: skip
+        # under data parallelism each term is this rank's part of the global batch's mean
+        share = share_of_global(len(z), z.device)
+        weight = {k: w * share for k, w in weight.items()}
+        weight["next_item"] = share_of_global(len(enc.targets), z.device)
         total = sum(weight[name] * value for name, value in terms.items())
         return LossOutput(total, {name: value.item() for name, value in terms.items()})
 

@@ -7,12 +7,14 @@ the losses and inference ask it; no other file branches on them.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from .config import Config
@@ -130,3 +132,92 @@ def in_fp32(forward: Forward) -> Forward:
             return forward(self, *map(up, args), **{k: up(v) for k, v in kwargs.items()})
 
     return wrapped  # type: ignore[return-value]
+
+
+def start_process_group(device: torch.device, timeout_s: float = 300.0) -> None:
+    """Join torchrun's process group (nccl on CUDA, gloo otherwise), once; nothing without
+    torchrun. A collective that waits ``timeout_s`` on a rank that died raises instead of
+    hanging (torchrun also stops the other ranks when one fails)."""
+    if world_size() > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def distributed() -> bool:
+    """Whether this process trains one model together with others."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_reduce_sum(x: Tensor) -> Tensor:
+    """The sum of ``x`` over all ranks (``x`` itself in one process); no gradient."""
+    if distributed():
+        x = x.detach().clone()
+        dist.all_reduce(x)
+    return x
+
+
+def share_of_global(n_local: int, device: torch.device) -> float:
+    """``n_local * world / n_global``: the factor that turns this rank's mean over its
+    ``n_local`` rows into its part of the mean over all ranks' rows, once DDP averages the
+    gradients; 1 in one process."""
+    if not distributed():
+        return 1.0
+    total = all_reduce_sum(torch.tensor([float(n_local)], device=device))
+    return n_local * dist.get_world_size() / float(total)
+
+
+class _GatherRows(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient for a rank's rows back into it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # (m, ...) -> (world, m, ...)
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[dist.get_rank()]
+
+
+def gather_rows(x: Tensor) -> tuple[Tensor, int]:
+    """All ranks' rows of ``x`` (n_r, ...) concatenated in rank order, with gradient to each
+    rank's own rows, and the offset of this rank's rows; ``(x, 0)`` in one process. Ranks
+    may hold different numbers of rows (an epoch's last batch)."""
+    if not distributed():
+        return x, 0
+    sizes = torch.zeros(dist.get_world_size(), dtype=torch.long, device=x.device)
+    sizes[dist.get_rank()] = len(x)
+    sizes = all_reduce_sum(sizes).tolist()
+    padded = torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, max(sizes) - len(x)))
+    parts = _GatherRows.apply(padded)  # (world, max n_r, ...)
+    rows = torch.cat([p[:n] for p, n in zip(parts, sizes, strict=True)])
+    return rows, sum(sizes[: dist.get_rank()])
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable, small), in rank order; ``[obj]`` in one process."""
+    if not distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    """Wait until every rank is here (e.g. until rank 0 has written a checkpoint)."""
+    if distributed():
+        dist.barrier()
+
+
+def wrap_for_training(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` as DistributedDataParallel under torchrun (gradients averaged over ranks
+    in backward), else itself. Terms switched off leave parameters unused, so DDP looks."""
+    if not distributed():
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=ids, find_unused_parameters=True
+    )

@@ -22,14 +22,18 @@ from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
 from .runtime import (
     autocast,
+    barrier,
     check_precision,
+    gather_objects,
     grad_scaler,
     rank,
     resolve_device,
     rng_state,
     set_rng_state,
     setup_runtime,
+    start_process_group,
     world_size,
+    wrap_for_training,
 )
 
 log = logging.getLogger(__name__)
@@ -82,17 +86,30 @@ class Trainer:
         setup_runtime(cfg)
         self.device = resolve_device(cfg.train.device)
         check_precision(self.device, cfg.train.precision)
+        self.rank, self.world = rank(), world_size()
+        if cfg.train.batch_size % self.world:
+            raise ValueError(
+                f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide"
+                f" by the number of processes ({self.world})"
+            )
+        start_process_group(self.device)  # under torchrun; nothing otherwise
         self.cfg = cfg
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.objective.to(self.device)  # the encoder too: it is part of the objective
+        self.step_module = wrap_for_training(self.objective, self.device)  # DDP under torchrun
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
-        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        # the epoch's sample order is shared by all ranks; each rank draws its own negatives
+        # and views (in one process both come from one generator, as they always have)
+        self.order_generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.generator = self.order_generator
+        if self.world > 1:
+            self.generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + self.rank)
         samples = training_samples(
             self.data, cfg.data.layout, cfg.data.max_len, cfg.data.prefix_stride
         )
@@ -100,9 +117,10 @@ class Trainer:
             self.data, samples, cfg.train.batch_size, cfg.data.max_len,
             cfg.loss.next_item, cfg.loss.negatives, self.generator,
             cfg.augment if cfg.s4rec.needs_views else None,
+            order_generator=self.order_generator, shard=(self.rank, self.world),
         )  # fmt: skip
         self.progress = Progress()
-        self.main = rank() == 0
+        self.main = self.rank == 0
         self.cluster_seconds = 0.0  # of the last epoch's start_epoch()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -116,16 +134,22 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
+        """Rank 0 writes ``last.pt``, with every rank's random state (called on all ranks)."""
+        mine = {"generator": self.generator.get_state(), **rng_state(self.device)}
+        ranks = gather_objects(mine)
         state = {
             **self._meta(),
             "model": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            **rng_state(self.device),
+            **mine,  # rank 0's, the only one in one process
+            "order_generator": self.order_generator.get_state(),
+            "world_size": self.world,
+            "ranks": ranks if self.world > 1 else [],
             "scaler": self.scaler.state_dict(),
             "progress": vars(self.progress).copy(),
         }
-        save_atomic(state, self.out / "last.pt")
+        if self.main:
+            save_atomic(state, self.out / "last.pt")
 
     def _heads(self) -> dict[str, torch.Tensor]:
         """The objective's own state (prototypes, classifier, ...) without the encoder's copy."""
@@ -143,6 +167,11 @@ class Trainer:
 
     def _resume(self) -> None:
         state = load_state(self.out / "last.pt")
+        if state.get("world_size", 1) != self.world:
+            raise ValueError(
+                f"{self.out / 'last.pt'} was written by {state.get('world_size', 1)} process(es);"
+                f" resume it with as many (this is {self.world}): each one's random state is in it"
+            )
         saved = Config.from_dict(state["config"], where=str(self.out / "last.pt"))
         changed = saved.changes(self.cfg, ignore=FREE)  # options added since take defaults
         if changed:
@@ -163,13 +192,16 @@ class Trainer:
                 f" unexpected {unexpected}; not resuming"
             )
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        set_rng_state(state, self.device)
+        mine = state["ranks"][self.rank] if self.world > 1 else state
+        self.generator.set_state(mine["generator"])
+        set_rng_state(mine, self.device)
+        if self.world > 1:
+            self.order_generator.set_state(state["order_generator"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
         log_path = self.out / "metrics.jsonl"
-        if log_path.exists():  # drop lines of epochs after the checkpoint
+        if self.main and log_path.exists():  # drop lines of epochs after the checkpoint
             lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in lines if json.loads(ln)["epoch"] <= self.progress.epoch]
             log_path.write_text("".join(ln + "\n" for ln in kept))
@@ -193,7 +225,7 @@ class Trainer:
         )  # fmt: skip
         for batch in bar:
             with autocast(self.device, self.cfg.train.precision):
-                out = self.objective(batch.to(self.device))
+                out = self.step_module(batch.to(self.device))
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.total).backward()
             self.scaler.step(self.optimizer)
@@ -243,7 +275,8 @@ class Trainer:
                 }  # fmt: skip
                 with open(self.out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
-                self._save_last()
+            self._save_last()  # every rank: it gathers their random states
+            if self.main:
                 terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                 log.info(
                     "epoch %d  %s  valid %s %.4f%s  (%.1fs + %.1fs eval)",
@@ -257,8 +290,11 @@ class Trainer:
 
         With no epoch trained (``train.epochs=0``, e.g. popularity) the model as built is the best.
         """
-        if self.main and not (self.out / "best.pt").exists():
-            self._save_best(self.evaluate("valid")["all"])
+        if not (self.out / "best.pt").exists():
+            valid = self.evaluate("valid")["all"]
+            if self.main:
+                self._save_best(valid)
+        barrier()  # rank 0 has written best.pt
         best = load_state(self.out / "best.pt")
         self.model.load_state_dict(best["model"])
         valid, test = self.evaluate("valid"), self.evaluate("test")

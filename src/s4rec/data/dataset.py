@@ -260,7 +260,11 @@ def eval_inputs(data: LeaveOneOut, split: Split, users: Tensor, max_len: int) ->
 class TrainLoader:
     """Shuffled training batches for one epoch at a time, with negatives drawn for the loss.
 
-    All randomness comes from ``generator``, so saving its state makes an epoch replayable.
+    The sample order comes from ``order_generator`` (default: ``generator``), negatives and
+    views from ``generator``, so saving their states makes an epoch replayable. With
+    ``shard=(rank, world)`` each batch of ``batch_size`` (the global batch) is split into
+    ``world`` near-equal parts and this loader yields part ``rank``: every rank sees a
+    disjoint share of the same epoch order (a last batch smaller than ``world`` is dropped).
     """
 
     def __init__(
@@ -273,6 +277,8 @@ class TrainLoader:
         negatives: int,
         generator: torch.Generator,
         augment: AugmentConfig | None = None,
+        order_generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if len(samples) == 0:
             raise ValueError(
@@ -281,16 +287,20 @@ class TrainLoader:
         self.data, self.samples, self.batch_size, self.max_len = data, samples, batch_size, max_len
         self.loss, self.negatives, self.generator = loss, negatives, generator
         self.augment = augment  # when given, every chunk carries two augmented views
+        self.order_generator = order_generator or generator
+        self.rank, self.world = shard
 
     def __len__(self) -> int:
         return -(-len(self.samples) // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        order = torch.randperm(len(self.samples), generator=self.generator)
+        order = torch.randperm(len(self.samples), generator=self.order_generator)
         for i in range(0, len(order), self.batch_size):
-            batch = make_batch(
-                self.data, self.samples, order[i : i + self.batch_size], self.max_len
-            )
+            index = order[i : i + self.batch_size]
+            if len(index) < self.world:
+                break
+            index = index.tensor_split(self.world)[self.rank]
+            batch = make_batch(self.data, self.samples, index, self.max_len)
             yield self._with_views(self._with_negatives(batch))
 
     def _with_views(self, batch: Batch) -> Batch:
