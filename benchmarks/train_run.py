@@ -3,9 +3,12 @@
     python benchmarks/train_run.py --dataset beauty --protocol bce --seed 1
     python benchmarks/train_run.py --dataset beauty --protocol ce --seed 1 --threads 1
 
-Resumable: the run directory (runs/bench/NAME) keeps last.pt; rerunning continues it, and a
-finished run (result file present) is skipped unless --force; a run that reached its epoch
-cap continues with ``--force --set train.epochs=N``.
+    torchrun --standalone --nproc_per_node 2 benchmarks/train_run.py --dataset beauty \
+        --method s4rec --tag=-ddp2 --runs-dir ~/.cache/s4rec/runs
+
+Resumable: the run directory (``--runs-dir``/NAME, default runs/bench/NAME) keeps last.pt;
+rerunning continues it, and a finished run (result file present) is skipped unless --force;
+a run that reached its epoch cap continues with ``--force --set train.epochs=N``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from common import RESULTS, ROOT, commit, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import METHODS, apply_method
+from s4rec.runtime import rank
 from s4rec.train import FREE, Trainer
 
 PROTOCOLS = {"bce": "paper-bce.yaml", "ce": "ce.yaml"}
@@ -93,6 +97,8 @@ def main() -> None:
     p.add_argument("--tag", default="", help="suffix for the result name")
     p.add_argument("--group", default="", help="write the result under benchmarks/results/GROUP/")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench"),
+                   help="where run directories (checkpoints, logs) are kept")  # fmt: skip
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -106,8 +112,10 @@ def main() -> None:
         print(f"{name}: already done, skipping (use --force to redo)")
         return
     start, code = time.perf_counter(), commit()
-    run_dir = ROOT / "runs" / "bench" / name
+    run_dir = Path(args.runs_dir).expanduser() / name
     results = Trainer(cfg, run_dir).fit(resume=True)
+    if rank() > 0:  # under torchrun rank 0 writes the result
+        return
     path = write_result(
         name,
         {
