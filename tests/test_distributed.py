@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from conftest import TINY_BATCH, tiny_config
 from s4rec.config import Config
-from s4rec.data.dataset import Batch, Chunk, make_batch, training_samples
+from s4rec.data.dataset import Batch, Chunk, TrainLoader, make_batch, training_samples
 from s4rec.losses import SequenceContrastiveLoss, sinkhorn
 from s4rec.methods import apply_method
 from s4rec.model import build_encoder
@@ -202,3 +202,21 @@ def test_indivisible_global_batch_is_an_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("WORLD_SIZE", "2")  # checked before any process group is joined
     with pytest.raises(ValueError, match=r"must divide by the number of processes \(2\)"):
         Trainer(tiny_config("train.batch_size=63"), "unused")
+
+
+def test_shards_split_each_global_batch_and_know_its_size() -> None:
+    cfg = tiny_config()
+    data = load_data(cfg)
+    samples = training_samples(data, "user", cfg.data.max_len)
+
+    def loader(shard: tuple[int, int]) -> TrainLoader:
+        g = torch.Generator().manual_seed(7)
+        return TrainLoader(data, samples, 64, cfg.data.max_len, "bce", 1, g, shard=shard,
+                           order_generator=torch.Generator().manual_seed(3))  # fmt: skip
+
+    whole, halves = list(loader((0, 1))), zip(loader((0, 2)), loader((1, 2)), strict=True)
+    for full, (a, b) in zip(whole, halves, strict=True):
+        assert torch.equal(torch.cat([a.users, b.users]).sort().values, full.users.sort().values)
+        trained = [sum(int((c.targets != 0).sum()) for c in x.chunks) for x in (full, a, b)]
+        assert full.global_positions == a.global_positions == trained[0] == trained[1] + trained[2]
+        assert a.global_samples == b.global_samples == len(full) == len(a) + len(b)

@@ -167,7 +167,7 @@ class NextItemObjective(nn.Module):
     def forward(self, batch: Batch) -> LossOutput:
         enc = encode(self.model, batch, self.pooling)
         loss = self.next_item_loss(enc, batch)
-        share = share_of_global(len(enc.targets), loss.device)  # 1 in one process
+        share = share_of_global(len(enc.targets), batch.global_positions, loss.device)
         return LossOutput(loss * share, {"next_item": loss.item()})
 
     def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
@@ -207,7 +207,7 @@ class MaskedItemObjective(NextItemObjective):
             targets.append(items[at])
         enc = Encoded(torch.cat(hidden), torch.cat(targets), None, None)
         loss = self.next_item_loss(enc, batch)
-        share = share_of_global(len(enc.targets), loss.device)  # 1 in one process
+        share = share_of_global(len(enc.targets), None, loss.device)  # masked: drawn per rank
         return LossOutput(loss * share, {"masked_item": loss.item()})
 
 
@@ -298,9 +298,9 @@ class S4RecObjective(NextItemObjective):
         weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
                   "adversarial": s.lam, "intent": s.icl}  # fmt: skip
         # under data parallelism each term is this rank's part of the global batch's mean
-        share = share_of_global(len(z), z.device)
+        share = share_of_global(len(z), batch.global_samples, z.device)
         weight = {k: w * share for k, w in weight.items()}
-        weight["next_item"] = share_of_global(len(enc.targets), z.device)
+        weight["next_item"] = share_of_global(len(enc.targets), batch.global_positions, z.device)
         total = sum(weight[name] * value for name, value in terms.items())
         return LossOutput(total, {name: value.item() for name, value in terms.items()})
 

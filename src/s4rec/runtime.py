@@ -156,14 +156,15 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     return x
 
 
-def share_of_global(n_local: int, device: torch.device) -> float:
+def share_of_global(n_local: int, n_global: int | None, device: torch.device) -> float:
     """``n_local * world / n_global``: the factor that turns this rank's mean over its
     ``n_local`` rows into its part of the mean over all ranks' rows, once DDP averages the
-    gradients; 1 in one process."""
+    gradients; 1 in one process. ``n_global`` None: summed over the ranks (a collective)."""
     if not distributed():
         return 1.0
-    total = all_reduce_sum(torch.tensor([float(n_local)], device=device))
-    return n_local * dist.get_world_size() / float(total)
+    if n_global is None:
+        n_global = int(all_reduce_sum(torch.tensor([n_local], device=device)))
+    return n_local * dist.get_world_size() / n_global
 
 
 class _GatherRows(torch.autograd.Function):
@@ -212,12 +213,17 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wrap_for_training(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def wrap_for_training(
+    module: torch.nn.Module, device: torch.device, may_skip_parameters: bool
+) -> torch.nn.Module:
     """``module`` as DistributedDataParallel under torchrun (gradients averaged over ranks
-    in backward), else itself. Terms switched off leave parameters unused, so DDP looks."""
+    in backward), else itself. ``may_skip_parameters``: a step may leave some parameters
+    unused (a loss term switched off or frozen), so DDP looks for them. Buffers are not
+    broadcast: every rank keeps them equal by construction."""
     if not distributed():
         return module
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(
-        module, device_ids=ids, find_unused_parameters=True
-    )
+        module, device_ids=ids, find_unused_parameters=may_skip_parameters,
+        broadcast_buffers=False,
+    )  # fmt: skip

@@ -99,7 +99,8 @@ class Trainer:
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.objective.to(self.device)  # the encoder too: it is part of the objective
-        self.step_module = wrap_for_training(self.objective, self.device)  # DDP under torchrun
+        # DDP under torchrun; S^4Rec's terms can be off or frozen, leaving parameters unused
+        self.step_module = wrap_for_training(self.objective, self.device, cfg.s4rec.enabled)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.optimizer = torch.optim.Adam(
             self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay

@@ -51,15 +51,19 @@ class Batch:
     users: Tensor  # (B,) user of each sample
     chunks: list[Chunk]
     shared_negatives: Tensor | None = None  # (M,) negatives shared by all positions ("sampled_ce")
+    # of the global batch this one is a rank's share of (itself in one process), so that each
+    # rank weighs its losses without asking the others: its samples and trained positions
+    global_samples: int | None = None
+    global_positions: int | None = None
 
     def __len__(self) -> int:
         return len(self.users)
 
     def to(self, device: torch.device) -> Batch:
         """This batch with every tensor on ``device``."""
-        shared = self.shared_negatives
-        return Batch(self.users.to(device, non_blocking=True), [c.to(device) for c in self.chunks],
-                     None if shared is None else shared.to(device, non_blocking=True))  # fmt: skip
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return replace(self, users=move(self.users), chunks=[c.to(device) for c in self.chunks],
+                       shared_negatives=move(self.shared_negatives))  # fmt: skip
 
 
 class LeaveOneOut:
@@ -299,8 +303,11 @@ class TrainLoader:
             index = order[i : i + self.batch_size]
             if len(index) < self.world:
                 break
-            index = index.tensor_split(self.world)[self.rank]
-            batch = make_batch(self.data, self.samples, index, self.max_len)
+            s = self.samples
+            positions = int((s.end[index] - s.start[index] - s.first_target[index]).sum())
+            mine = index.tensor_split(self.world)[self.rank]
+            batch = make_batch(self.data, self.samples, mine, self.max_len)
+            batch = replace(batch, global_samples=len(index), global_positions=positions)
             yield self._with_views(self._with_negatives(batch))
 
     def _with_views(self, batch: Batch) -> Batch:
