@@ -43,8 +43,10 @@ def machine() -> str:
 
 def provenance(wall_seconds: float, code_commit: str) -> dict[str, Any]:
     """``code_commit``: ``commit()`` taken when the benchmark started, i.e. the code that ran."""
+    procs = os.environ.get("LOCAL_WORLD_SIZE")  # set by torchrun
+    launcher = ["torchrun", "--nproc_per_node", procs] if procs else ["python"]
     return {
-        "command": " ".join(["python", *sys.argv]),
+        "command": " ".join([*launcher, *sys.argv]),
         "commit": code_commit,
         "machine": machine(),
         "threads": torch.get_num_threads(),
