@@ -13,6 +13,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,10 @@ def _worker(fn: Callable, rank: int, world: int, port: int, args: tuple, out: An
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=__import__("datetime").timedelta(seconds=60))
-    try:
-        out.put((rank, pickle.dumps(fn(*args))))  # plain bytes: no shared memory to outlive
+    try:  # plain bytes: no shared memory that must outlive this process
+        out.put((rank, pickle.dumps(fn(*args))))
+    except Exception:
+        out.put((rank, pickle.dumps(RuntimeError(traceback.format_exc()))))
     finally:
         dist.destroy_process_group()
 
@@ -62,9 +65,11 @@ def run_ranks(fn: Callable, *args: Any, world: int = 2) -> list[Any]:
         p.start()
     try:
         results = {r: pickle.loads(b) for r, b in (out.get(timeout=TIMEOUT_S) for _ in procs)}
+        failed = [f"rank {r}: {v}" for r, v in results.items() if isinstance(v, RuntimeError)]
+        assert not failed, "\n".join(failed)
     finally:
-        for p in procs:
-            p.join(5)
+        for p in procs:  # done once both answered; a busy machine may take a while to exit
+            p.join(TIMEOUT_S)
             if p.is_alive():
                 p.kill()
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
