@@ -13,6 +13,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -225,3 +226,28 @@ def test_shards_split_each_global_batch_and_know_its_size() -> None:
         trained = [sum(int((c.targets != 0).sum()) for c in x.chunks) for x in (full, a, b)]
         assert full.global_positions == a.global_positions == trained[0] == trained[1] + trained[2]
         assert a.global_samples == b.global_samples == len(full) == len(a) + len(b)
+
+
+DYING_RANK = """
+import os
+from s4rec.config import Config
+from s4rec.train import Trainer
+cfg = Config().override({sets!r})
+trainer = Trainer(cfg, {out!r})  # both ranks join the process group
+if os.environ["RANK"] == "1":
+    os._exit(3)  # dies before the first step; rank 0 then waits on it in a collective
+trainer.fit()
+"""
+
+
+def test_a_dying_rank_stops_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "dies.py"
+    sets = [a for a in TINY_RUN[6:] if a != "--set"] + ["data.dataset=synthetic", "train.epochs=50"]
+    script.write_text(DYING_RANK.format(sets=sets, out=str(tmp_path / "run")))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(script)]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode != 0
+    assert "exitcode  : 3" in done.stderr  # torchrun names the rank that failed and how
+    assert time.perf_counter() - start < 60
