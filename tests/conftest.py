@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from s4rec import cli
 from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
@@ -40,6 +41,18 @@ def data_file(name: str) -> Path | None:
     dirs = [Path(p) for p in os.environ.get("S4REC_DATA", "").split(os.pathsep) if p]
     dirs.append(REPO.parent / "shared" / "data")
     return next((d / name for d in dirs if (d / name).is_file()), None)
+
+
+def tiny_sets(*extra: str) -> list[str]:
+    """``--set`` arguments for the tiny test model plus ``extra`` (epochs and progress come
+    as flags)."""
+    keep = [a for a in TINY if not a.startswith(("train.epochs", "train.progress"))]
+    return [arg for a in [*keep, *extra] for arg in ("--set", a)]
+
+
+def run(*argv: str) -> None:
+    """The ``s4rec`` command, in this process."""
+    cli.main(list(argv))
 
 
 def tiny_config(*overrides: str) -> Config:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY
+from conftest import run, tiny_sets
 from s4rec import cli
 from s4rec.checkpoint import load_model
 from s4rec.config import ModelConfig
@@ -21,22 +21,12 @@ from s4rec.methods import METHODS
 from s4rec.model import SASRec
 
 
-def run(*argv: str) -> None:
-    cli.main(list(argv))
-
-
 def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     """Run a command that must exit with status 2; return its stderr."""
     with pytest.raises(SystemExit) as e:
         run(*argv)
     assert e.value.code == 2
     return capsys.readouterr().err
-
-
-def tiny_sets() -> list[str]:
-    """``--set`` arguments for the tiny test model (epochs and progress come as flags)."""
-    keep = [a for a in TINY if not a.startswith(("train.epochs", "train.progress"))]
-    return [arg for a in keep for arg in ("--set", a)]
 
 
 @pytest.fixture(scope="module")

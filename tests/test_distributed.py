@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import TINY_BATCH, tiny_config
+from conftest import TINY_BATCH, run, tiny_config
 from s4rec.config import Config
 from s4rec.data.dataset import Batch, Chunk, TrainLoader, make_batch, training_samples
 from s4rec.losses import SequenceContrastiveLoss, sinkhorn
@@ -184,10 +184,8 @@ def test_torchrun_writes_one_run_that_one_process_reproduces(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["world_size"] == 2 and results["epochs"] == 2
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
-    from s4rec import cli
-
     capsys.readouterr()
-    cli.main(["evaluate", str(tmp_path / "best.pt"), "--device", "cpu"])
+    run("evaluate", str(tmp_path / "best.pt"), "--device", "cpu")
     out = json.loads(capsys.readouterr().out)
     assert out["test"]["all"] == results["test"] and out["valid"]["all"] == results["valid"]
 
@@ -195,10 +193,8 @@ def test_torchrun_writes_one_run_that_one_process_reproduces(
 def test_resume_needs_the_same_world_size(tmp_path: Path) -> None:
     done = torchrun("train", "--epochs", "1", "--out", str(tmp_path), *TINY_RUN)
     assert done.returncode == 0, done.stderr[-3000:]
-    from s4rec import cli
-
     with pytest.raises(SystemExit):
-        cli.main(["train", "--epochs", "2", "--out", str(tmp_path), "--resume", *TINY_RUN])
+        run("train", "--epochs", "2", "--out", str(tmp_path), "--resume", *TINY_RUN)
     resumed = torchrun("train", "--epochs", "2", "--out", str(tmp_path), "--resume", *TINY_RUN)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((tmp_path / "results.json").read_text())["epochs"] == 2

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, brute_ranks, data_file, history_matrix
-from s4rec import cli
+from conftest import brute_ranks, data_file, history_matrix, run, tiny_sets
 from s4rec.checkpoint import load_model, load_state
 from s4rec.config import Config
 from s4rec.data.catalog import DATASETS
@@ -27,11 +26,6 @@ from s4rec.data.synthetic import make_synthetic, plant_repeats
 from s4rec.evaluate import Ranker, evaluate, metrics_from_lists
 from s4rec.inference import recommend
 from test_metrics import ScoreTable
-
-
-def run(*argv: str) -> None:
-    cli.main(list(argv))
-
 
 # ---------------------------------------------------------------- counting repeats
 
@@ -141,11 +135,6 @@ def test_recommend_follows_the_protocol() -> None:
 
 
 # ---------------------------------------------------------------- the command end to end
-
-
-def tiny_sets(*extra: str) -> list[str]:
-    keep = [a for a in TINY if not a.startswith(("train.epochs", "train.progress"))]
-    return [arg for a in [*keep, *extra] for arg in ("--set", a)]
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_BATCH, tiny_config
-from s4rec import cli
+from conftest import TINY_BATCH, run, tiny_config
 from s4rec.checkpoint import load_model
 from s4rec.evaluate import Ranker, evaluate
 from s4rec.losses import CENextItemLoss, SequenceContrastiveLoss
@@ -50,7 +49,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(
     with pytest.raises(ValueError, match="no CUDA device is visible"):
         resolve_device("cuda")
     with pytest.raises(SystemExit) as e:
-        cli.main(["train", "--dataset", "synthetic", "--device", "cuda", "--out", str(tmp_path)])
+        run("train", "--dataset", "synthetic", "--device", "cuda", "--out", str(tmp_path))
     assert e.value.code == 2
     assert "no CUDA device is visible" in capsys.readouterr().err
 

@@ -146,16 +146,14 @@ class SequenceContrastiveLoss(nn.Module):
         own = torch.arange(rows.start, rows.stop, device=a.device)  # each anchor's column
         eye = own[:, None] == torch.arange(len(a), device=a.device)  # (n, B)
         same = eye if groups is None else eye | (groups[rows, None] == groups[None, :])
-        to_b = (anchor @ b.T).masked_fill(
-            same & ~eye, float("-inf")
-        )  # (n, B): own column = positive
+        # (n, B): the anchor's own column is its positive
+        to_b = (anchor @ b.T).masked_fill(same & ~eye, float("-inf"))
         to_a = (anchor @ a.T).masked_fill(same, float("-inf"))  # other sequences' anchor views
         parts = [to_b, to_a]
         if prototypes is not None:
             mu = F.normalize(prototypes, dim=1) if self.similarity == "cosine" else prototypes
-            parts.append(
-                (anchor @ mu.T).scatter(1, assigned[:, None], float("-inf"))
-            )  # own intent out
+            own_intent_out = (anchor @ mu.T).scatter(1, assigned[:, None], float("-inf"))
+            parts.append(own_intent_out)
         logits = torch.cat(parts, 1) / self.tau2
         return F.cross_entropy(logits, own)
 

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 Split = Literal["valid", "test"]
 
 
+def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if t is None else t.to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Sequences of similar length, left-padded to a common width W."""
@@ -38,10 +42,10 @@ class Chunk:
 
     def to(self, device: torch.device) -> Chunk:
         """This chunk with every tensor on ``device``."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        views = None if self.views is None else (move(self.views[0]), move(self.views[1]))
-        return Chunk(move(self.rows), move(self.users), move(self.items), move(self.targets),
-                     move(self.negatives), views)  # fmt: skip
+        views = None if self.views is None else tuple(_to(v, device) for v in self.views)
+        return replace(self, rows=_to(self.rows, device), users=_to(self.users, device),
+                       items=_to(self.items, device), targets=_to(self.targets, device),
+                       negatives=_to(self.negatives, device), views=views)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,8 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         """This batch with every tensor on ``device``."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return replace(self, users=move(self.users), chunks=[c.to(device) for c in self.chunks],
-                       shared_negatives=move(self.shared_negatives))  # fmt: skip
+        return replace(self, users=_to(self.users, device), chunks=[c.to(device) for c in self.chunks],
+                       shared_negatives=_to(self.shared_negatives, device))  # fmt: skip
 
 
 class LeaveOneOut:
