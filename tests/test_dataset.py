@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 
@@ -17,6 +18,7 @@ from s4rec.data.dataset import (
     head_tail_labels,
     make_batch,
     training_samples,
+    width_buckets,
 )
 from s4rec.data.sequences import Sequences
 
@@ -185,10 +187,14 @@ def test_make_batch_width_buckets_and_left_padding() -> None:
     data = unique_item_data([3, 4, 5, 6, 11, 19, 3])  # training inputs: 0, 1, 2, 3, 8, 16, 0
     samples = training_samples(data, "user", max_len=32)
     assert samples.user.tolist() == [1, 2, 3, 4, 5]  # users 0 and 6 have one training item
-    batch = make_batch(data, samples, torch.tensor([4, 0, 2, 1, 3]), max_len=32)
+    index = torch.tensor([4, 0, 2, 1, 3])  # lengths 16, 1, 3, 2, 8
+    batch = make_batch(data, samples, index, max_len=32, chunk_cost=4)
     assert batch.users.tolist() == [5, 1, 3, 2, 4]
     widths = sorted((c.items.shape[1], sorted(c.rows.tolist())) for c in batch.chunks)
-    assert widths == [(3, [1, 2, 3]), (8, [4]), (16, [0])]  # lengths 1..3 -> width 4 bucket
+    # 1, 2, 3 together: 9 positions + 4 beat 6 + 12 (apart) and 7 + 8 (1, 2 | 3)
+    assert widths == [(3, [1, 2, 3]), (8, [4]), (16, [0])]
+    one = make_batch(data, samples, index, max_len=32, chunk_cost=100)
+    assert [(c.items.shape[1], len(c.rows)) for c in one.chunks] == [(16, 5)]
     for c in batch.chunks:
         assert c.items.shape == c.targets.shape == (len(c.rows), c.items.shape[1])
         for j, u in enumerate(c.users.tolist()):
@@ -198,6 +204,30 @@ def test_make_batch_width_buckets_and_left_padding() -> None:
             first = int(data.starts[u]) + 1  # item ids equal flat position + 1
             assert c.items[j, w - n :].tolist() == list(range(first, first + n))
             assert c.targets[j, w - n :].tolist() == list(range(first + 1, first + n + 1))
+
+
+def test_width_buckets_is_the_cheapest_grouping() -> None:
+    """Against every split of the sorted distinct lengths into runs, by brute force."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(30):
+        lengths = torch.randint(0, 12, (int(torch.randint(1, 40, (1,), generator=g)),), generator=g)
+        cost = [0, 3, 10, 50][trial % 4]
+        groups = width_buckets(lengths, 10, cost)
+        rows = torch.cat([idx for idx, _ in groups])
+        assert sorted(rows.tolist()) == list(range(len(lengths)))  # each row once
+        clamped = lengths.clamp(1, 10)
+        for idx, width in groups:
+            assert int(clamped[idx].max()) == width
+        assert [w for _, w in groups] == sorted(w for _, w in groups)
+        got = sum(len(idx) * w + cost for idx, w in groups)
+        values = torch.unique(clamped).tolist()
+        best = min(
+            sum(int((clamped <= values[b - 1]).sum() - (clamped <= (values[a - 1] if a else 0)).sum())
+                * values[b - 1] + cost for a, b in itertools.pairwise((0, *cuts, len(values))))
+            for n in range(len(values))
+            for cuts in itertools.combinations(range(1, len(values)), n)
+        )  # fmt: skip
+        assert got == best, (lengths.tolist(), cost)
 
 
 def test_batches_only_touch_training_positions() -> None:

@@ -30,7 +30,7 @@ from s4rec.losses import SequenceContrastiveLoss, sinkhorn
 from s4rec.methods import apply_method
 from s4rec.model import build_encoder
 from s4rec.objectives import build_objective
-from s4rec.runtime import all_reduce_sum, gather_rows
+from s4rec.runtime import CPU_CHUNK_COST, all_reduce_sum, gather_rows
 from s4rec.train import Trainer, load_data
 
 TIMEOUT_S = 120
@@ -109,12 +109,12 @@ def step_config(method: str, loss: str) -> Config:
     return cfg.override([TINY_BATCH, f"loss.next_item={loss}", "loss.negatives=3"])
 
 
-def fixed_batch(cfg: Config, index: torch.Tensor) -> Batch:
+def fixed_batch(cfg: Config, index: torch.Tensor, chunk_cost: int = CPU_CHUNK_COST) -> Batch:
     """Samples ``index`` with negatives and views that depend on the sample alone, so a
     rank's share of a batch carries exactly what the whole batch carries for those samples."""
     data = load_data(cfg)
     samples = training_samples(data, cfg.data.layout, cfg.data.max_len)
-    batch = make_batch(data, samples, index, cfg.data.max_len)
+    batch = make_batch(data, samples, index, cfg.data.max_len, chunk_cost)
     chunks = []
     for c in batch.chunks:
         rows = index[c.rows]  # sample ids
@@ -126,7 +126,9 @@ def fixed_batch(cfg: Config, index: torch.Tensor) -> Batch:
     return Batch(batch.users, chunks)
 
 
-def _one_step(cfg: Config, index: torch.Tensor) -> dict[str, torch.Tensor]:
+def _one_step(
+    cfg: Config, index: torch.Tensor, chunk_cost: int = CPU_CHUNK_COST
+) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     data = load_data(cfg)
     model = build_encoder(data.n_items, cfg.data.max_len, cfg.model, data.n_users)
@@ -136,7 +138,7 @@ def _one_step(cfg: Config, index: torch.Tensor) -> dict[str, torch.Tensor]:
         module = torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
         index = index.tensor_split(dist.get_world_size())[dist.get_rank()]
     opt = torch.optim.SGD(objective.parameters(), lr=0.5)
-    module(fixed_batch(cfg, index)).total.backward()
+    module(fixed_batch(cfg, index, chunk_cost)).total.backward()
     opt.step()
     return {k: v.detach().clone() for k, v in objective.state_dict().items()}
 
@@ -157,6 +159,20 @@ def test_one_step_on_two_ranks_equals_one_process() -> None:
             where = f"{cfg.method}/{cfg.loss.next_item}: {name}"
             assert torch.equal(on_0[name], on_1[name]), where  # DDP kept the ranks in sync
             assert torch.allclose(on_0[name].float(), value.float(), atol=1e-5), where
+
+
+def test_one_step_is_the_same_in_one_chunk_or_many() -> None:
+    """Chunking a batch by length (and looking all its items up at once) changes the work,
+    never the result."""
+    index = torch.randperm(100, generator=torch.Generator().manual_seed(2))[:40]
+    for method, loss in [("sasrec", "bce"), ("sasrec", "ce"), ("s4rec", "bce"), ("gru4rec", "bpr")]:
+        cfg = step_config(method, loss)
+        assert (
+            len(fixed_batch(cfg, index, 0).chunks) > 3 > len(fixed_batch(cfg, index, 10**9).chunks)
+        )
+        one, many = _one_step(cfg, index, 10**9), _one_step(cfg, index, 0)
+        for name, value in one.items():
+            assert torch.allclose(value.float(), many[name].float(), atol=1e-6), (method, name)
 
 
 # ---------------------------------------------------------------- torchrun, end to end

@@ -19,7 +19,7 @@ from s4rec.methods import METHODS, apply_method
 from s4rec.train import Trainer, load_data
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("HR", "NDCG") for k in KS} | {"MRR"}
-TIMING = ("train_seconds", "eval_seconds", "cluster_seconds")
+TIMING = ("train_seconds", "eval_seconds", "cluster_seconds", "data_seconds")
 
 SMOKE = ("data.synthetic_users=800", "train.epochs=5", "train.batch_size=128")
 

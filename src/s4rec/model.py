@@ -69,12 +69,16 @@ class SequenceEncoder(nn.Module):
     """What trainer, objectives and evaluator need of an encoder: an item table whose rows
     score hidden states by dot product, and ``forward(items, last_only, users)`` giving a
     hidden state per position of left-padded item ids (B, W) -> (B, W, d), or (B, 1, d).
-    ``users`` (B,) is given wherever the users are known; only user-embedding models use it."""
+    ``users`` (B,) is given wherever the users are known; only user-embedding models use it.
+    Encoders that read their input through ``item_emb`` (``embeds_items``) also take those
+    rows ready-made, ``embedded`` (B, W, d), as Hugging Face models take ``inputs_embeds``;
+    the others ignore it."""
 
     n_items: int
     max_len: int
     item_emb: nn.Embedding
     reads_padding = False  # whether poolings read padding positions (model.padding=iclrec)
+    embeds_items = False  # whether forward takes ``embedded``: the item_emb rows of ``items``
 
     @property
     def mask_id(self) -> int:
@@ -104,6 +108,7 @@ class SASRec(SequenceEncoder):
     """
 
     causal = True  # each position attends to itself and earlier items only
+    embeds_items = True
 
     def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
         super().__init__()
@@ -130,7 +135,11 @@ class SASRec(SequenceEncoder):
         return (cols - (W - lengths)).clamp(min=0)
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless.
 
@@ -140,7 +149,8 @@ class SASRec(SequenceEncoder):
         self.check_width(items)
         W = items.shape[1]
         valid = items != 0  # (B, W)
-        x = self.item_emb(items) + self.pos_emb(self.position_ids(items))
+        x = self.item_emb(items) if embedded is None else embedded
+        x = x + self.pos_emb(self.position_ids(items))
         x = self.dropout(self.norm(x))
         # query i sees key j if j is an item (and j <= i when causal); padding queries see
         # themselves (avoids NaN), or every position: the ICLRec code's additive mask shifts
@@ -166,9 +176,14 @@ class BERT4Rec(SASRec):
     """
 
     causal = False
+    embeds_items = False  # its input gains a mask token: it looks its items up itself
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         """(B, W, d), or (B, 1, d): the appended mask token's state, for left-padded ids (B, W)."""
         self.check_width(items)
@@ -186,6 +201,8 @@ class GRU4Rec(SequenceEncoder):
     state per position, scored against the same item table. Padding never enters the GRU:
     rows are packed by length."""
 
+    embeds_items = True
+
     def __init__(self, n_items: int, max_len: int, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
@@ -195,7 +212,11 @@ class GRU4Rec(SequenceEncoder):
         nn.init.normal_(self.item_emb.weight, std=0.02)
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         """Hidden states (B, W, d) of left-padded item ids (B, W); padding rows are meaningless."""
         self.check_width(items)
@@ -203,8 +224,9 @@ class GRU4Rec(SequenceEncoder):
         lengths = (items != 0).sum(1)
         pads = W - lengths  # (B,)
         cols = torch.arange(W, device=items.device)
-        left = torch.gather(items, 1, (cols + pads[:, None]).clamp(max=W - 1))  # items first
-        x = self.dropout(self.item_emb(left))  # (B, W, d)
+        first = (cols + pads[:, None]).clamp(max=W - 1)  # (B, W) items first, then padding
+        x = self.item_emb(items) if embedded is None else embedded
+        x = self.dropout(torch.gather(x, 1, first[..., None].expand_as(x)))  # (B, W, d)
         packed = nn.utils.rnn.pack_padded_sequence(
             x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
         )
@@ -231,7 +253,11 @@ class Popularity(SequenceEncoder):
         self.item_emb.weight.copy_(torch.log1p(counts.float())[:, None])
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         self.check_width(items)
         return torch.ones(len(items), 1 if last_only else items.shape[1], 1, device=items.device)
@@ -250,7 +276,11 @@ class MatrixFactorization(SequenceEncoder):
             nn.init.normal_(table.weight, std=0.02)
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         self.check_width(items)
         if users is None:
@@ -287,7 +317,11 @@ class Caser(SequenceEncoder):
             self.input_emb.weight[0].zero_()  # padding inside a window adds nothing
 
     def forward(
-        self, items: Tensor, last_only: bool = False, users: Tensor | None = None
+        self,
+        items: Tensor,
+        last_only: bool = False,
+        users: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> Tensor:
         """Hidden states (B, W, 2d) of left-padded item ids (B, W), or (B, 1, 2d)."""
         self.check_width(items)

@@ -24,7 +24,7 @@ from .losses import (
     sinkhorn,
 )
 from .model import BERT4Rec, HeadTailClassifier, Prototypes, SequenceEncoder, pool
-from .runtime import all_reduce_sum, gather_rows, share_of_global
+from .runtime import all_reduce_sum, chunk_cost, gather_rows, share_of_global
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Encoded:
 @dataclass
 class LossOutput:
     total: Tensor  # the weighted sum that is minimised
-    terms: dict[str, float]  # each unweighted loss term, for logging
+    terms: dict[str, Tensor]  # each unweighted loss term (0-d, detached), for logging
 
 
 def _in_batch_order(parts: list[Tensor], rows: list[Tensor]) -> Tensor:
@@ -53,13 +53,24 @@ def full_width(model: SequenceEncoder, items: Tensor) -> Tensor:
     return F.pad(items, (model.max_len - items.shape[1], 0))
 
 
+def item_vectors(model: SequenceEncoder, ids: list[Tensor]) -> list[Tensor | None]:
+    """``model.item_emb`` rows (..., d) of each id tensor, from one embedding call (None each
+    for an encoder that does not take them). Autograd builds a table-sized gradient for every
+    lookup; in a small training step those, not the encoder, would set the pace."""
+    if not model.embeds_items:
+        return [None] * len(ids)
+    flat = model.item_emb(torch.cat([i.reshape(-1) for i in ids]))  # (sum of sizes, d)
+    parts = flat.split([i.numel() for i in ids])
+    return [v.view(*i.shape, -1) for v, i in zip(parts, ids, strict=True)]
+
+
 def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
     """Run the encoder chunk by chunk and gather the trained positions."""
     hidden, targets, negatives, sequence = [], [], [], []
-    for chunk in batch.chunks:
-        # an encoder that reads padding pools a full-width pass; its last W positions are the same
-        items = full_width(model, chunk.items) if model.reads_padding else chunk.items
-        h = model(items, users=chunk.users)  # (b, W or max_len, d)
+    # an encoder that reads padding pools a full-width pass; its last W positions are the same
+    inputs = [full_width(model, c.items) if model.reads_padding else c.items for c in batch.chunks]
+    for chunk, items, x in zip(batch.chunks, inputs, item_vectors(model, inputs), strict=True):
+        h = model(items, users=chunk.users, embedded=x)  # (b, W or max_len, d)
         sequence.append(pool(h, items, pooling, padding=model.reads_padding))
         h = h[:, -chunk.items.shape[1] :]  # (b, W, d)
         at = chunk.targets != 0
@@ -82,16 +93,14 @@ def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ..
         items = full_width(model, items)
         buckets = [(torch.arange(len(items), device=items.device), model.max_len)]
     else:
-        buckets = width_buckets(spans(items), model.max_len)
+        buckets = width_buckets(spans(items), model.max_len, chunk_cost(items.device))
+    inputs = [items[idx, items.shape[1] - width :] for idx, width in buckets]
     parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
-    rows = []
-    for idx, width in buckets:
-        x = items[idx, items.shape[1] - width :]
-        h = model(x, last_only=set(poolings) == {"last"})
+    for x, vectors in zip(inputs, item_vectors(model, inputs), strict=True):
+        h = model(x, last_only=set(poolings) == {"last"}, embedded=vectors)
         for p in poolings:
             parts[p].append(pool(h, x, p, model.max_len, padding=model.reads_padding))
-        rows.append(idx)
-    return [_in_batch_order(parts[p], rows) for p in poolings]
+    return [_in_batch_order(parts[p], [idx for idx, _ in buckets]) for p in poolings]
 
 
 def encode_by_length(model: SequenceEncoder, items: Tensor, pooling: str) -> Tensor:
@@ -152,8 +161,9 @@ class NextItemObjective(nn.Module):
 
     def next_item_loss(self, enc: Encoded, batch: Batch) -> Tensor:
         m = self.model
-        if self.kind in ("bce", "bpr"):
-            return self.loss(m.score(enc.hidden, enc.targets), m.score(enc.hidden, enc.negatives))
+        if self.kind in ("bce", "bpr"):  # one lookup for targets and negatives (N, 1 + n)
+            scores = m.score(enc.hidden, torch.cat([enc.targets[:, None], enc.negatives], 1))
+            return self.loss(scores[:, 0], scores[:, 1:])
         if self.kind == "ce":
             logits = enc.hidden @ m.item_emb.weight[1 : m.n_items + 1].T  # (N, n_items)
             return self.loss(logits, enc.targets - 1)
@@ -168,7 +178,7 @@ class NextItemObjective(nn.Module):
         enc = encode(self.model, batch, self.pooling)
         loss = self.next_item_loss(enc, batch)
         share = share_of_global(len(enc.targets), batch.global_positions, loss.device)
-        return LossOutput(loss * share, {"next_item": loss.item()})
+        return LossOutput(loss * share, {"next_item": loss.detach()})
 
     def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
         """Work due before each training epoch (none for the next-item loss alone)."""
@@ -208,7 +218,7 @@ class MaskedItemObjective(NextItemObjective):
         enc = Encoded(torch.cat(hidden), torch.cat(targets), None, None)
         loss = self.next_item_loss(enc, batch)
         share = share_of_global(len(enc.targets), None, loss.device)  # masked: drawn per rank
-        return LossOutput(loss * share, {"masked_item": loss.item()})
+        return LossOutput(loss * share, {"masked_item": loss.detach()})
 
 
 class S4RecObjective(NextItemObjective):
@@ -239,6 +249,8 @@ class S4RecObjective(NextItemObjective):
             "is_head", torch.as_tensor(is_head, dtype=torch.bool), persistent=False
         )
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimiser steps taken
+        self.step = 0  # the same count, read without waiting for the device
+        self.register_load_state_dict_post_hook(lambda m, _: setattr(m, "step", int(m.steps)))
 
     def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
         """With K-means intents: cluster every user's training sequence with the current encoder."""
@@ -255,7 +267,7 @@ class S4RecObjective(NextItemObjective):
         s = self.s
         if s.clustering == "kmeans":  # fixed for the epoch, no gradient
             return self.centroids, nearest(z.detach(), self.centroids)[0]
-        frozen = bool(self.steps < s.freeze_prototypes_steps)
+        frozen = self.step < s.freeze_prototypes_steps
         mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
         scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
         # (B, K), rows sum to 1 / global B: equipartition over every rank's sequences
@@ -291,10 +303,11 @@ class S4RecObjective(NextItemObjective):
                             for v in (z1, z2))  # fmt: skip
                 terms["intent"] = (one + two) / 2
         if s.lam > 0:
-            logits = self.classifier(z, reversal_scale(s, int(self.steps)))
+            logits = self.classifier(z, reversal_scale(s, self.step))
             terms["adversarial"] = self.adversarial(logits, self.is_head[batch.users])
         if self.training:
             self.steps += 1
+            self.step += 1
         weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2,
                   "adversarial": s.lam, "intent": s.icl}  # fmt: skip
         # under data parallelism each term is this rank's part of the global batch's mean
@@ -302,7 +315,7 @@ class S4RecObjective(NextItemObjective):
         weight = {k: w * share for k, w in weight.items()}
         weight["next_item"] = share_of_global(len(enc.targets), batch.global_positions, z.device)
         total = sum(weight[name] * value for name, value in terms.items())
-        return LossOutput(total, {name: value.item() for name, value in terms.items()})
+        return LossOutput(total, {name: value.detach() for name, value in terms.items()})
 
 
 def reversal_scale(s: S4RecConfig, step: int) -> float:

@@ -116,6 +116,24 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
+CPU_CHUNK_COST = 1024
+
+
+def chunk_cost(device: torch.device) -> int:
+    """What one more encoder call costs, in padded positions, when a batch is split into
+    chunks by length (``width_buckets``). On a CPU about a thousand positions of a 64-wide
+    SASRec (measured: ``benchmarks/ddp_scaling.py``); on an accelerator a position costs
+    almost nothing and a call is a few hundred kernel launches, so a batch is one chunk."""
+    return CPU_CHUNK_COST if device.type == "cpu" else 1 << 30
+
+
+def adam(params: Any, device: torch.device, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where torch has one (CPU, CUDA): one pass over each
+    parameter instead of a dozen, which counts when the step itself is small."""
+    fused = device.type in ("cpu", "cuda") or None
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
 Forward = TypeVar("Forward", bound=Callable[..., Tensor])
 
 
@@ -225,5 +243,5 @@ def wrap_for_training(
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(
         module, device_ids=ids, find_unused_parameters=may_skip_parameters,
-        broadcast_buffers=False,
+        broadcast_buffers=False, gradient_as_bucket_view=True,
     )  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from .checkpoint import load_state, save_atomic
@@ -21,9 +22,11 @@ from .evaluate import evaluate, protocol
 from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
 from .runtime import (
+    adam,
     autocast,
     barrier,
     check_precision,
+    chunk_cost,
     gather_objects,
     grad_scaler,
     rank,
@@ -102,8 +105,8 @@ class Trainer:
         # DDP under torchrun; S^4Rec's terms can be off or frozen, leaving parameters unused
         self.step_module = wrap_for_training(self.objective, self.device, cfg.s4rec.enabled)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
-        self.optimizer = torch.optim.Adam(
-            self.objective.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        self.optimizer = adam(
+            self.objective.parameters(), self.device, cfg.train.lr, cfg.train.weight_decay
         )
         # the epoch's sample order is shared by all ranks; each rank draws its own negatives
         # and views (in one process both come from one generator, as they always have)
@@ -119,10 +122,12 @@ class Trainer:
             cfg.loss.next_item, cfg.loss.negatives, self.generator,
             cfg.augment if cfg.s4rec.needs_views else None,
             order_generator=self.order_generator, shard=(self.rank, self.world),
+            chunk_cost=chunk_cost(self.device),
         )  # fmt: skip
         self.progress = Progress()
         self.main = self.rank == 0
         self.cluster_seconds = 0.0  # of the last epoch's start_epoch()
+        self.data_seconds = 0.0  # of the last epoch: waiting for batches (built, then moved)
 
     # -- checkpoints -------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -213,28 +218,34 @@ class Trainer:
         """One pass over the training samples; returns the mean of each loss term.
 
         The objective's per-epoch work (K-means intents) runs first; its wall time is kept
-        in ``cluster_seconds``.
+        in ``cluster_seconds``, and the time spent waiting for batches in ``data_seconds``.
+        Loss terms stay on the device until the epoch ends: no step waits for the device.
         """
         start = time.perf_counter()
         self.objective.start_epoch(self.data, self.progress.epoch)
         self.cluster_seconds = time.perf_counter() - start
         self.objective.train()
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         bar = tqdm(
             self.loader, desc=f"epoch {self.progress.epoch + 1}", leave=False,
             disable=not (self.cfg.train.progress and self.main), dynamic_ncols=True,
         )  # fmt: skip
+        self.data_seconds, waiting = 0.0, time.perf_counter()
         for batch in bar:
+            batch = batch.to(self.device)
+            self.data_seconds += time.perf_counter() - waiting
             with autocast(self.device, self.cfg.train.precision):
-                out = self.step_module(batch.to(self.device))
+                out = self.step_module(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.total).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             for name, value in out.terms.items():
                 sums[name] += value
-            bar.set_postfix(loss=f"{out.total.item():.4f}")
-        return {name: total / len(self.loader) for name, total in sums.items()}
+            if not bar.disable:  # the one per-step read of a device value: for the display
+                bar.set_postfix(loss=f"{out.total.item():.4f}")
+            waiting = time.perf_counter()
+        return {name: float(total) / len(self.loader) for name, total in sums.items()}
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:
         """Metrics under the run's protocol (``eval``): model selection and results agree."""
@@ -273,6 +284,7 @@ class Trainer:
                     "epoch": p.epoch, "loss": losses, "valid": valid, "train_seconds": round(train_s, 3),
                     "eval_seconds": round(time.perf_counter() - start - train_s, 3),
                     "cluster_seconds": round(self.cluster_seconds, 3),  # part of train_seconds
+                    "data_seconds": round(self.data_seconds, 3),  # the same
                 }  # fmt: skip
                 with open(self.out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -280,9 +292,9 @@ class Trainer:
             if self.main:
                 terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
                 log.info(
-                    "epoch %d  %s  valid %s %.4f%s  (%.1fs + %.1fs eval)",
-                    p.epoch, terms, SELECT_METRIC, valid[SELECT_METRIC],
-                    " *" if improved else "", train_s, record["eval_seconds"],
+                    "epoch %d  %s  valid %s %.4f%s  (%.1fs, %.0f%% waiting for data, + %.1fs eval)",
+                    p.epoch, terms, SELECT_METRIC, valid[SELECT_METRIC], " *" if improved else "",
+                    train_s, 100 * self.data_seconds / max(train_s, 1e-9), record["eval_seconds"],
                 )  # fmt: skip
         return self.finish()
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..config import AugmentConfig
+from ..runtime import CPU_CHUNK_COST
 from .augment import augment
 from .sequences import Sequences
 
@@ -228,26 +229,43 @@ def left_padded(flat: Tensor, start: Tensor, end: Tensor, width: int, shift: int
     return torch.where(keep, flat[(idx + shift).clamp(min=0, max=len(flat) - 1)], 0)
 
 
-def width_buckets(lengths: Tensor, max_len: int, min_width: int = 4) -> list[tuple[Tensor, int]]:
-    """Group indices by length into widths growing by sqrt(2) (>= min_width, <= max_len).
+def width_buckets(lengths: Tensor, max_len: int, chunk_cost: int) -> list[tuple[Tensor, int]]:
+    """Group row indices by length into chunks, each run at its longest length (<= max_len),
+    in order of width: the grouping with the fewest padded positions plus ``chunk_cost``
+    per chunk, exact by dynamic programming over the distinct lengths.
 
-    Padding then costs at most ~41% of a bucket, for a handful of encoder calls per batch.
+    ``chunk_cost``, in positions, is what one more encoder call costs beyond its positions
+    (dispatch, and an embedding gradient): small batches get few chunks, large ones more.
     """
-    steps = torch.clamp(lengths, min=1).float().log2().mul(2).ceil()  # bucket index
-    widths = steps.div(2).exp2().ceil().long().clamp(min_width, max_len)
-    groups = []
-    for w in torch.unique(widths).tolist():
-        idx = torch.nonzero(widths == w).squeeze(1)
-        groups.append((idx, int(lengths[idx].max())))
-    return groups
+    lengths = lengths.clamp(1, max_len)
+    values, counts = torch.unique(lengths, return_counts=True)  # ascending
+    width = values.numpy().astype(np.float64)
+    below = np.concatenate([[0], np.cumsum(counts.numpy())])  # rows shorter than values[j]
+    best, cut = np.zeros(len(width) + 1), np.zeros(len(width) + 1, dtype=np.int64)
+    for j in range(1, len(width) + 1):  # one chunk holds distinct lengths i..j-1
+        cost = best[:j] + (below[j] - below[:j]) * width[j - 1] + chunk_cost
+        cut[j] = int(np.argmin(cost))
+        best[j] = cost[cut[j]]
+    groups, j = [], len(width)
+    while j > 0:
+        lo, hi = values[cut[j]], values[j - 1]
+        groups.append((torch.nonzero((lengths >= lo) & (lengths <= hi)).squeeze(1), int(hi)))
+        j = int(cut[j])
+    return groups[::-1]
 
 
-def make_batch(data: LeaveOneOut, samples: Samples, index: Tensor, max_len: int) -> Batch:
-    """Assemble the samples ``index`` into width-bucketed chunks."""
+def make_batch(
+    data: LeaveOneOut,
+    samples: Samples,
+    index: Tensor,
+    max_len: int,
+    chunk_cost: int = CPU_CHUNK_COST,
+) -> Batch:
+    """Assemble the samples ``index`` into width-bucketed chunks (see ``width_buckets``)."""
     start, end, first = samples.start[index], samples.end[index], samples.first_target[index]
     users = samples.user[index]
     chunks = []
-    for rows, width in width_buckets(end - start, max_len):
+    for rows, width in width_buckets(end - start, max_len, chunk_cost):
         s, e = start[rows], end[rows]
         items = left_padded(data.flat, s, e, width)
         targets = left_padded(data.flat, s, e, width, shift=1)
@@ -286,6 +304,7 @@ class TrainLoader:
         augment: AugmentConfig | None = None,
         order_generator: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
+        chunk_cost: int = CPU_CHUNK_COST,
     ) -> None:
         if len(samples) == 0:
             raise ValueError(
@@ -296,6 +315,7 @@ class TrainLoader:
         self.augment = augment  # when given, every chunk carries two augmented views
         self.order_generator = order_generator or generator
         self.rank, self.world = shard
+        self.chunk_cost = chunk_cost  # of the device the batches are for (see width_buckets)
 
     def __len__(self) -> int:
         return -(-len(self.samples) // self.batch_size)
@@ -309,7 +329,7 @@ class TrainLoader:
             s = self.samples
             positions = int((s.end[index] - s.start[index] - s.first_target[index]).sum())
             mine = index.tensor_split(self.world)[self.rank]
-            batch = make_batch(self.data, self.samples, mine, self.max_len)
+            batch = make_batch(self.data, self.samples, mine, self.max_len, self.chunk_cost)
             batch = replace(batch, global_samples=len(index), global_positions=positions)
             yield self._with_views(self._with_negatives(batch))
 
