@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .files import write_text_atomic
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -186,8 +188,10 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def save(self, path: str | Path, comment: str = "") -> None:
+        """Write YAML atomically, with ``comment`` as ``#`` lines above it."""
+        head = "".join(f"# {line}\n" for line in comment.splitlines())
+        write_text_atomic(path, head + yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> Config:

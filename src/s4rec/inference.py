@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_file
 from .config import Config
 from .data.dataset import LeaveOneOut, Split
 from .evaluate import Ranker, exclude_
+from .files import atomic_file
 from .model import SequenceEncoder
 
 

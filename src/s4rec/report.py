@@ -37,10 +37,11 @@ from .analysis import (
     nmi,
     training_representations,
 )
-from .checkpoint import atomic_file, load_state, model_from_state
+from .checkpoint import load_state, model_from_state
 from .config import Config, dotted
 from .data.dataset import LeaveOneOut
 from .evaluate import Ranker, protocol
+from .files import atomic_file, write_text_atomic
 from .kmeans import kmeans
 from .model import GRU4Rec, SASRec
 from .train import load_data
@@ -489,7 +490,7 @@ def write_report(
         )
     parts += ["<h2>Versions and machine</h2>", _html_table(["", ""], [[k, v] for k, v in versions.items()]),
               "</body></html>"]  # fmt: skip
-    (out / "report.html").write_text("".join(parts))
+    write_text_atomic(out / "report.html", "".join(parts))
     md = ["# s4rec report", ""]
     for title, (header, rows) in tabs.items():
         md += [f"## {title}", "", md_table(header, rows), ""]
@@ -499,5 +500,5 @@ def write_report(
         "",
         md_table(["", ""], [[k, v] for k, v in versions.items()]),
     ]
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    write_text_atomic(out / "report.md", "\n".join(md) + "\n")
     return out / "report.html"

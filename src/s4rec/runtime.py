@@ -116,14 +116,15 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-CPU_CHUNK_COST = 1024
+CPU_CHUNK_COST = 256
 
 
 def chunk_cost(device: torch.device) -> int:
     """What one more encoder call costs, in padded positions, when a batch is split into
-    chunks by length (``width_buckets``). On a CPU about a thousand positions of a 64-wide
-    SASRec (measured: ``benchmarks/ddp_scaling.py``); on an accelerator a position costs
-    almost nothing and a call is a few hundred kernel launches, so a batch is one chunk."""
+    chunks by length (``width_buckets``). On a CPU, a few hundred positions of a 64-wide
+    SASRec: the Python and dispatch of a pass, forward and backward (measured at batch 128
+    and 256 on Beauty, one thread: 256 beat 32-128 and 512-2048). On an accelerator a
+    position costs almost nothing and a pass is kernel launches: a batch is one chunk."""
     return CPU_CHUNK_COST if device.type == "cpu" else 1 << 30
 
 

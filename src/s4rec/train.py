@@ -19,6 +19,7 @@ from .config import Config
 from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut, TrainLoader, training_samples
 from .evaluate import evaluate, protocol
+from .files import write_text_atomic
 from .model import Popularity, SequenceEncoder, build_encoder
 from .objectives import build_objective
 from .runtime import (
@@ -139,6 +140,10 @@ class Trainer:
             "item_ids": list(self.data.seqs.item_ids),
         }
 
+    def _save_config(self) -> None:
+        where = f"{self.device}, precision {self.cfg.train.precision}, world size {self.world}"
+        self.cfg.save(self.out / "config.yaml", f"s4rec train: {where}")
+
     def _save_last(self) -> None:
         """Rank 0 writes ``last.pt``, with every rank's random state (called on all ranks)."""
         mine = {"generator": self.generator.get_state(), **rng_state(self.device)}
@@ -189,7 +194,7 @@ class Trainer:
         if free:
             log.info("%s: continuing with %s", self.out, "; ".join(free))
             if self.main:
-                self.cfg.save(self.out / "config.yaml")
+                self._save_config()
         missing, unexpected = self.objective.load_state_dict(state["model"], strict=False)
         unexpected = [k for k in unexpected if k != "centroids"]  # saved by earlier versions
         if missing or unexpected:
@@ -210,7 +215,7 @@ class Trainer:
         if self.main and log_path.exists():  # drop lines of epochs after the checkpoint
             lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in lines if json.loads(ln)["epoch"] <= self.progress.epoch]
-            log_path.write_text("".join(ln + "\n" for ln in kept))
+            write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
         log.info("resumed %s after epoch %d", self.out, self.progress.epoch)
 
     # -- loop --------------------------------------------------------------------------------
@@ -257,8 +262,8 @@ class Trainer:
         if resume and (self.out / "last.pt").exists():
             self._resume()
         elif self.main:
-            self.cfg.save(self.out / "config.yaml")
-            (self.out / "metrics.jsonl").write_text("")
+            self._save_config()
+            write_text_atomic(self.out / "metrics.jsonl", "")
         t, p = self.cfg.train, self.progress
         log.info(
             "training %s on %s: %d users, %d items, %d samples; device %s, precision %s,"
@@ -330,5 +335,5 @@ class Trainer:
             "world_size": world_size(),
         }
         if self.main:
-            (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            write_text_atomic(self.out / "results.json", json.dumps(results, indent=2) + "\n")
         return results

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from s4rec.data.preprocess import prepare
 from s4rec.data.readers import DataError, read_sequence_text
 from s4rec.data.sequences import Sequences
+from s4rec.files import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -203,19 +203,15 @@ def _row(
 def download_file(url: str, dest: Path, timeout: float = TIMEOUT_S) -> Path:
     """Download ``url`` to ``dest`` atomically with a progress bar; fail fast when offline."""
     _resolve(urllib.parse.urlsplit(url).hostname or "", timeout)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
-                while chunk := resp.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_file(dest, "wb", ".part") as f,
+        urllib.request.urlopen(url, timeout=timeout) as resp,
+    ):
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
     return dest
 
 
@@ -253,15 +249,12 @@ def _unzip(raw: Path, info: DatasetInfo) -> Path:
     if raw.suffix != ".zip" or info.zip_member is None:
         return raw
     out = cache_dir() / info.zip_member
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    try:
-        with zipfile.ZipFile(raw) as z, z.open(info.zip_member) as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        zipfile.ZipFile(raw) as z,
+        z.open(info.zip_member) as src,
+        atomic_file(out, "wb", ".part") as dst,
+    ):
+        shutil.copyfileobj(src, dst, 1 << 20)
     return out
 
 

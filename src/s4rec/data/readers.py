@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from s4rec.data.sequences import Sequences
+from s4rec.files import write_text_atomic
 
 FORMATS = (
     "auto",
@@ -181,24 +181,12 @@ def write_sequence_text(seqs: Sequences, path: str | os.PathLike) -> Path:
         "source": seqs.source,
         "created_by": "s4rec.data.readers.write_sequence_text",
     }
-    _atomic_write(vocab_path(path), json.dumps(vocab, ensure_ascii=False) + "\n")
+    write_text_atomic(vocab_path(path), json.dumps(vocab, ensure_ascii=False) + "\n")
     values = seqs.values.tolist()
     off = seqs.offsets.tolist()
     out = [f"{u + 1} " + " ".join(map(str, values[off[u] : off[u + 1]])) for u in range(len(seqs))]
-    _atomic_write(path, "\n".join(out) + "\n")
+    write_text_atomic(path, "\n".join(out) + "\n")
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- raw interaction logs
