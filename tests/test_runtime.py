@@ -6,8 +6,11 @@ Set ``S4REC_TEST_DEVICE=cuda`` to run the device-parametrised tests on a GPU as 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from s4rec.checkpoint import load_model
 from s4rec.evaluate import Ranker, evaluate
 from s4rec.losses import CENextItemLoss, SequenceContrastiveLoss
 from s4rec.methods import apply_method
-from s4rec.runtime import autocast, check_precision, resolve_device
+from s4rec.runtime import autocast, check_precision, prefetched, resolve_device
 from s4rec.train import Trainer, load_data
 
 DEVICES = [
@@ -95,3 +98,40 @@ def test_a_checkpoint_evaluates_on_any_device(tmp_path: Path, device: str) -> No
     assert evaluate(on_cpu, data, "test", cfg)["all"] == pytest.approx(results["test"], abs=1e-6)
     _, there, _ = load_model(tmp_path / "best.pt", device=device)
     assert torch.equal(Ranker(there, data).ranks("test"), Ranker(on_cpu, data).ranks("test"))
+
+
+# ---------------------------------------------------------------- batches built ahead
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_prefetched_yields_everything_in_order(ahead: int) -> None:
+    assert list(prefetched(iter(range(50)), ahead)) == list(range(50))
+
+
+def test_prefetched_raises_the_producers_error() -> None:
+    def broken():
+        yield 1
+        raise ValueError("bad batch 2")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch 2"):
+        for x in prefetched(broken(), 2):
+            got.append(x)
+    assert got == [1]
+
+
+def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
+    made = []
+
+    def endless():
+        for i in itertools.count():
+            made.append(i)
+            yield i
+
+    stream = prefetched(endless(), 2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # joins the producer: this returns only once it has stopped
+    n = len(made)
+    time.sleep(0.3)
+    assert len(made) == n <= 3 + 2 + 1
+    assert not any(t.name == "s4rec-prefetch" for t in threading.enumerate())

@@ -10,7 +10,10 @@ import contextlib
 import datetime
 import functools
 import os
-from collections.abc import Callable
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -128,6 +131,51 @@ def chunk_cost(device: torch.device) -> int:
     return CPU_CHUNK_COST if device.type == "cpu" else 1 << 30
 
 
+T = TypeVar("T")
+_DONE = object()  # the producer's last item
+
+
+def prefetched(items: Iterable[T], ahead: int) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``ahead`` ahead of the consumer
+    (``ahead`` 0: in this thread). The trainer uses it on accelerators, where building
+    the next batch on the CPU then overlaps the device's work on this one; an error in
+    the producer is raised here, and a consumer that stops early stops the producer."""
+    if ahead <= 0:
+        yield from items
+        return
+    out: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:  # False once the consumer has stopped
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(err)
+
+    worker = threading.Thread(target=produce, daemon=True, name="s4rec-prefetch")
+    worker.start()
+    try:
+        while (item := out.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def adam(params: Any, device: torch.device, lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam with its fused kernel where torch has one (CPU, CUDA): one pass over each
     parameter instead of a dozen, which counts when the step itself is small."""
@@ -242,7 +290,9 @@ def wrap_for_training(
     if not distributed():
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(
-        module, device_ids=ids, find_unused_parameters=may_skip_parameters,
-        broadcast_buffers=False, gradient_as_bucket_view=True,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # torch 2.13 renames the option; older ones lack the new name
+        warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
+        return torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=may_skip_parameters,
+            broadcast_buffers=False, gradient_as_bucket_view=True,
+        )  # fmt: skip

@@ -30,6 +30,7 @@ from .runtime import (
     chunk_cost,
     gather_objects,
     grad_scaler,
+    prefetched,
     rank,
     resolve_device,
     rng_state,
@@ -43,6 +44,7 @@ from .runtime import (
 log = logging.getLogger(__name__)
 
 SELECT_METRIC = "NDCG@20"
+PREFETCH = 2  # batches built ahead while an accelerator computes (none on a CPU: no spare core)
 
 
 # settings a run may change between sessions: its budget, and those that change speed only
@@ -232,7 +234,8 @@ class Trainer:
         self.objective.train()
         sums: dict[str, Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         bar = tqdm(
-            self.loader, desc=f"epoch {self.progress.epoch + 1}", leave=False,
+            prefetched(self.loader, PREFETCH if self.device.type != "cpu" else 0),
+            total=len(self.loader), desc=f"epoch {self.progress.epoch + 1}", leave=False,
             disable=not (self.cfg.train.progress and self.main), dynamic_ncols=True,
         )  # fmt: skip
         self.data_seconds, waiting = 0.0, time.perf_counter()

@@ -282,14 +282,23 @@ def eval_inputs(data: LeaveOneOut, split: Split, users: Tensor, max_len: int) ->
     return left_padded(data.flat, start, end, int((end - start).max()))
 
 
+def balanced_share(lengths: Tensor, rank: int, world: int) -> Tensor:
+    """Positions of rank ``rank``'s share of a batch whose samples have ``lengths``: dealt
+    in order of length, one to each rank in turn, so the ranks get the same number of
+    samples (+-1) and nearly the same work, and none waits for another at the gradient
+    all-reduce."""
+    return torch.argsort(lengths, stable=True)[rank::world]
+
+
 class TrainLoader:
     """Shuffled training batches for one epoch at a time, with negatives drawn for the loss.
 
     The sample order comes from ``order_generator`` (default: ``generator``), negatives and
     views from ``generator``, so saving their states makes an epoch replayable. With
-    ``shard=(rank, world)`` each batch of ``batch_size`` (the global batch) is split into
-    ``world`` near-equal parts and this loader yields part ``rank``: every rank sees a
-    disjoint share of the same epoch order (a last batch smaller than ``world`` is dropped).
+    ``shard=(rank, world)`` each batch of ``batch_size`` (the global batch) is dealt into
+    ``world`` parts of near-equal size and work (``balanced_share``) and this loader yields
+    part ``rank``: every rank sees a disjoint share of the same epoch order (a last batch
+    smaller than ``world`` is dropped).
     """
 
     def __init__(
@@ -328,7 +337,7 @@ class TrainLoader:
                 break
             s = self.samples
             positions = int((s.end[index] - s.start[index] - s.first_target[index]).sum())
-            mine = index.tensor_split(self.world)[self.rank]
+            mine = index[balanced_share(s.end[index] - s.start[index], self.rank, self.world)]
             batch = make_batch(self.data, self.samples, mine, self.max_len, self.chunk_cost)
             batch = replace(batch, global_samples=len(index), global_positions=positions)
             yield self._with_views(self._with_negatives(batch))
