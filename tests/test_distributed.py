@@ -175,6 +175,28 @@ def test_one_step_is_the_same_in_one_chunk_or_many() -> None:
             assert torch.allclose(value.float(), many[name].float(), atol=1e-6), (method, name)
 
 
+def _train_epochs(cfgs: list[Config], out: str) -> list[bool]:
+    for i, cfg in enumerate(cfgs):
+        trainer = Trainer(cfg, f"{out}/{i}")
+        trainer.train_epoch()
+        trainer.train_epoch()
+    return [t.may_skip_parameters for t in (Trainer(c, f"{out}/x").objective for c in cfgs)]
+
+
+def test_terms_that_are_off_or_frozen_leave_no_parameter_waiting(tmp_path: Path) -> None:
+    """DDP fails at the second step if a parameter it waits for gets no gradient: each
+    variant trains two epochs on two ranks, looking for unused parameters only if needed."""
+    variants = [("s4rec", []), ("s4rec-no-gr", []), ("sr+csd+gr", []), ("cl4srec", []),
+                ("s4rec", ["s4rec.freeze_prototypes_steps=2"]),
+                ("s4rec", ["s4rec.alpha=0", "s4rec.beta1=0"])]  # fmt: skip
+    cfgs = [
+        apply_method(tiny_config("data.synthetic_users=150"), m).override([TINY_BATCH, *sets])
+        for m, sets in variants
+    ]
+    skips = run_ranks(_train_epochs, cfgs, str(tmp_path))[0]
+    assert skips == [False, False, False, False, True, True]
+
+
 # ---------------------------------------------------------------- torchrun, end to end
 
 

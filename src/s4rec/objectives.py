@@ -147,6 +147,10 @@ def encode_views(
 class NextItemObjective(nn.Module):
     """L_SR (Eq. 1) with the configured next-item loss."""
 
+    # whether a step can leave a trainable parameter without a gradient (data parallelism
+    # then has to look for such parameters after every forward pass, which costs time)
+    may_skip_parameters = False
+
     def __init__(self, model: SequenceEncoder, cfg: Config) -> None:
         super().__init__()
         self.model = model
@@ -248,6 +252,14 @@ class S4RecObjective(NextItemObjective):
         self.register_buffer(
             "is_head", torch.as_tensor(is_head, dtype=torch.bool), persistent=False
         )
+        # parameters of terms that are off never train; those that may lack a gradient in a
+        # step: prototypes frozen at first, or used only by a detached teacher
+        self.classifier.requires_grad_(s.lam > 0)
+        self.prototypes.requires_grad_(s.clustering == "online" and s.needs_clusters)
+        learn = s.alpha > 0 or s.icl > 0 or (s.beta1 > 0 and s.intent_negatives)
+        self.may_skip_parameters = self.prototypes.weight.requires_grad and (
+            s.freeze_prototypes_steps > 0 or not (learn or (s.beta2 > 0 and not s.detach_teacher))
+        )
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimiser steps taken
         self.step = 0  # the same count, read without waiting for the device
         self.register_load_state_dict_post_hook(lambda m, _: setattr(m, "step", int(m.steps)))
@@ -281,12 +293,13 @@ class S4RecObjective(NextItemObjective):
         enc = encode(self.model, batch, self.pooling)
         z = enc.sequence  # (B, d)
         terms = {"next_item": self.next_item_loss(enc, batch)}
-        if s.needs_clusters:
-            mu, assigned = self.intents(z, terms)
-        if s.needs_views:
+        if s.needs_views:  # encoded before any exchange between ranks: one wait, not two
             contrast = "flat" if s.contrast_on == "flat" else self.pooling
             views = encode_views(self.model, batch, tuple(dict.fromkeys([contrast, self.pooling])))
             z1, z2 = views[self.pooling]  # (B, d) each
+        if s.needs_clusters:
+            mu, assigned = self.intents(z, terms)
+        if s.needs_views:
             if s.beta1 > 0:  # negatives: both views of every sequence of the global batch
                 (v1, first), (v2, _) = (gather_rows(v) for v in views[contrast])
                 rows = slice(first, first + len(z))

@@ -105,8 +105,10 @@ class Trainer:
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.objective.to(self.device)  # the encoder too: it is part of the objective
-        # DDP under torchrun; S^4Rec's terms can be off or frozen, leaving parameters unused
-        self.step_module = wrap_for_training(self.objective, self.device, cfg.s4rec.enabled)
+        # DDP under torchrun
+        self.step_module = wrap_for_training(
+            self.objective, self.device, self.objective.may_skip_parameters
+        )
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.optimizer = adam(
             self.objective.parameters(), self.device, cfg.train.lr, cfg.train.weight_decay
