@@ -653,19 +653,22 @@ def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
 def test_adversarial_term_evens_out_the_head_rate_across_clusters(tmp_path: Path) -> None:
     """Fig. 3's claim on data where head users gather in some intents (length_coupling 0.5).
 
-    The same 15 epochs as above, with and without lambda L_Adv: the size-weighted spread of
-    the clusters' head rates must shrink. benchmarks/intent_probe.py measures this over five
-    seeds (spread 0.11-0.16 without the term, 0.06-0.09 with it; seed 0 is the one here).
+    The same 15 epochs as above, with and without lambda L_Adv, at seeds 0-2: the mean
+    size-weighted spread of the clusters' head rates must shrink. The size of the effect
+    varies from seed to seed (benchmarks/intent_probe.py, seeds 0-4: 0.10-0.16 without the
+    term, 0.05-0.11 with it, lower at every seed), so one seed is not enough to show it.
     """
     synth = make_synthetic(n_users=INTENT_USERS, seed=0, length_coupling=0.5)
     data = LeaveOneOut(synth.sequences)
-    spread = {}
-    for lam in (0.0, 1.0):
-        cfg = apply_method(tiny_config("s4rec.prototypes=8", "train.seed=0"), "s4rec")
-        trainer = Trainer(cfg.override([TINY_BATCH, f"s4rec.lam={lam}"]), tmp_path / str(lam), data)
-        for _ in range(15):
-            trainer.train_epoch()
-        clusters = assignments(trainer, trainer.objective.prototypes.weight.detach())
-        spread[lam] = head_rate_spread(clusters, data.is_head)
-    print(f"head-rate spread without GR {spread[0.0]:.3f}, with GR {spread[1.0]:.3f}")
-    assert spread[1.0] < 0.7 * spread[0.0]
+    spread: dict[float, list[float]] = {0.0: [], 1.0: []}
+    for seed in (0, 1, 2):
+        for lam in spread:
+            cfg = apply_method(tiny_config("s4rec.prototypes=8", f"train.seed={seed}"), "s4rec")
+            cfg = cfg.override([TINY_BATCH, f"s4rec.lam={lam}"])
+            trainer = Trainer(cfg, tmp_path / f"{seed}-{lam}", data)
+            for _ in range(15):
+                trainer.train_epoch()
+            clusters = assignments(trainer, trainer.objective.prototypes.weight.detach())
+            spread[lam].append(head_rate_spread(clusters, data.is_head))
+    print(f"head-rate spreads without GR {spread[0.0]}, with GR {spread[1.0]}")
+    assert np.mean(spread[1.0]) < 0.7 * np.mean(spread[0.0])

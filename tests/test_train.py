@@ -44,11 +44,15 @@ def test_ce_prefix_beats_popularity(tmp_path: Path) -> None:
     assert popularity_ndcg(trainer.data, "test", 10) < results["test"]["NDCG@10"]
 
 
-def test_gru4rec_beats_popularity(tmp_path: Path) -> None:
+def test_gru4rec_learns(tmp_path: Path) -> None:
+    """A GRU trained for a few epochs ranks far better than an untrained one. (Against
+    popularity it is a coin toss at this size: test NDCG@10 0.052-0.056 over seeds 1-3
+    and 42, popularity 0.055.)"""
     cfg = apply_method(tiny_config(*SMOKE, "loss.next_item=bce"), "gru4rec")
     trainer = Trainer(cfg, tmp_path)
+    untrained = trainer.evaluate("test")["all"]["NDCG@10"]
     results = trainer.fit()
-    assert popularity_ndcg(trainer.data, "test", 10) < results["test"]["NDCG@10"]
+    assert results["test"]["NDCG@10"] > 3 * untrained
     cfg2, model, _ = load_model(tmp_path / "best.pt")  # the checkpoint rebuilds the GRU
     assert cfg2.model.encoder == "gru4rec" and type(model).__name__ == "GRU4Rec"
 
