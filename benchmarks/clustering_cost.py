@@ -18,19 +18,18 @@ import time
 import torch
 
 from common import ROOT, commit, provenance, timed, write_result
-from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
 from s4rec.kmeans import kmeans
-from s4rec.methods import apply_method
+from s4rec.methods import configure
 from s4rec.objectives import training_representations
 from s4rec.train import Trainer
 
 
 def measure(n_users: int, k: int, iters: int, repeats: int) -> dict:
     data = LeaveOneOut(make_synthetic(n_users=n_users, n_items=12000, max_len=50, seed=0).sequences)
-    cfg = apply_method(Config.load(ROOT / "configs" / "paper-bce.yaml"), "s4rec")
-    cfg = cfg.override(["model.layers=1", "train.progress=false"])
+    cfg = configure("s4rec", ROOT / "configs" / "paper-bce.yaml",
+                    ["model.layers=1", "train.progress=false"])  # fmt: skip
     g = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, data)

@@ -24,7 +24,7 @@ from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
 from s4rec.evaluate import evaluate
-from s4rec.methods import apply_method
+from s4rec.methods import configure
 from s4rec.model import SASRec
 from s4rec.train import Trainer
 
@@ -43,8 +43,8 @@ def epoch_costs(
     trainers, times, clustering = {}, {name: [] for name in specs}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
         for name, (protocol, method, layers) in specs.items():
-            cfg = apply_method(Config.load(ROOT / "configs" / f"{protocol}.yaml"), method)
-            cfg = cfg.override([f"model.layers={layers}", "train.progress=false", *sets])
+            cfg = configure(method, ROOT / "configs" / f"{protocol}.yaml",
+                            [f"model.layers={layers}", "train.progress=false", *sets])  # fmt: skip
             trainers[name] = Trainer(cfg, f"{out}/{name}", data)
         for _ in range(repeats):
             for name, trainer in trainers.items():

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from common import ROOT, commit, provenance, write_result
 
-LAYERS = {"beauty": 1, "sports": 2, "toys": 3, "ml-1m": 2}  # as benchmarks/train_run.py
 SETUPS = {  # name -> (processes, extra settings)
     "1 process": (1, []),
     "2 processes": (2, []),
@@ -43,13 +42,11 @@ def run(args: argparse.Namespace, method: str, processes: int, sets: list[str]) 
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc_per_node", str(processes), "-m", "s4rec"]  # fmt: skip
-    layers = LAYERS.get(args.dataset, 2)
-    settings = [f"model.layers={layers}", *sets] + (
-        ["train.batch_size=512"] if method == "s4rec" else []
-    )
+    settings = list(sets)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [*launcher, "train", "--dataset", args.dataset, "--method", method,
-               "--config", str(ROOT / "configs" / "paper-bce.yaml"), "--epochs", str(args.epochs),
+               "--config", str(ROOT / "configs" / "paper" / f"{args.dataset}.yaml"),
+               "--epochs", str(args.epochs),
                "--threads", "1", "--device", "cpu", "--no-progress", "--out", tmp,
                *(x for s in settings for x in ("--set", s))]  # fmt: skip
         if args.data_dir:

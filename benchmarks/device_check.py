@@ -24,7 +24,7 @@ from s4rec.config import Config
 from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.evaluate import evaluate
-from s4rec.methods import apply_method
+from s4rec.methods import configure
 from s4rec.model import SASRec
 from s4rec.runtime import resolve_device
 from s4rec.train import Trainer
@@ -62,9 +62,9 @@ def main() -> None:
         "seconds": every,
     }
     if args.full:
-        cfg = apply_method(Config.load(ROOT / "configs" / "paper-bce.yaml"), "s4rec")
-        cfg = cfg.override([f"data.dataset={args.dataset}", "model.layers=1",
-                            f"train.device={device}", "train.progress=false"])  # fmt: skip
+        cfg = configure("s4rec", ROOT / "configs" / "paper-bce.yaml",
+                        [f"data.dataset={args.dataset}", "model.layers=1",
+                         f"train.device={device}", "train.progress=false"])  # fmt: skip
         if args.data_dir:
             cfg.data.data_dir = args.data_dir
         with tempfile.TemporaryDirectory() as out:

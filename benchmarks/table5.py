@@ -19,10 +19,9 @@ import torch
 
 from common import ROOT, commit, provenance, timed, write_result
 from cost import epoch_costs
-from s4rec.config import Config
 from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
-from s4rec.methods import apply_method
+from s4rec.methods import configure
 from s4rec.train import Trainer
 from train_run import LAYERS
 
@@ -31,8 +30,8 @@ METHODS = ("s4rec", "sr+csd+gr")
 
 def validation_seconds(data: LeaveOneOut, layers: int, repeats: int) -> float:
     """Median time of one validation pass (the same for both methods: same encoder)."""
-    cfg = Config.load(ROOT / "configs" / "paper-bce.yaml")
-    cfg = apply_method(cfg, "s4rec").override([f"model.layers={layers}", "train.progress=false"])
+    cfg = configure("s4rec", ROOT / "configs" / "paper-bce.yaml",
+                    [f"model.layers={layers}", "train.progress=false"])  # fmt: skip
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, data)
         return timed(lambda: trainer.evaluate("valid"), repeats)[0]

@@ -6,7 +6,8 @@
     torchrun --standalone --nproc_per_node 2 benchmarks/train_run.py --dataset beauty \
         --method s4rec --tag=-ddp2 --runs-dir ~/.cache/s4rec/runs
 
-Resumable: the run directory (``--runs-dir``/NAME, default runs/bench/NAME) keeps last.pt;
+Resumable: the run directory (``--runs-dir``/NAME, default ``$S4REC_RUNS`` or
+~/.cache/s4rec/runs: outside the work tree, so a fresh checkout resumes it) keeps last.pt;
 rerunning continues it, and a finished run (result file present) is skipped unless --force;
 a run that reached its epoch cap continues with ``--force --set train.epochs=N``.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -23,30 +25,15 @@ from pathlib import Path
 
 from common import RESULTS, ROOT, commit, provenance, write_result
 from s4rec.config import Config
-from s4rec.methods import METHODS, apply_method
+from s4rec.methods import configure
 from s4rec.runtime import rank
 from s4rec.train import FREE, Trainer
 
-PROTOCOLS = {"bce": "paper-bce.yaml", "ce": "ce.yaml"}
-LAYERS = {
-    "beauty": 1,
-    "sports": 2,
-    "toys": 3,
-    "ml-1m": 2,
-}  # ICLRec's per-dataset depth (bce protocol)
-# z for the auxiliary terms where the last position loses on validation (bce protocol; a
-# method's own choice wins): on ML-1M, 40-epoch screens reach validation NDCG@20 0.096 with
-# the mean against 0.046 with the last position (benchmarks/results/screen/)
-POOLING = {"ml-1m": "mean"}
-# where a baseline's reference settings do not train on a dataset: on ML-1M (69% of users
-# fill all 50 positions) the flattened 50 x 64 instance term starts near loss 290 and holds the
-# next-item loss at chance for 10 epochs (screen/ml-1m-cl4srec-bce-e10-s1.json). ICLRec's
-# own ML-1M script drops that term (--cf_weight 0.0, contrast_type IntentCL); CL4SRec
-# contrasts the mean-pooled views instead (screen/ml-1m-cl4srec-bce-mean-e10-s1.json)
-DATASET_METHOD = {
-    ("ml-1m", "cl4srec"): ["s4rec.contrast_on=sequence"],
-    ("ml-1m", "iclrec"): ["s4rec.beta1=0"],
-}
+
+def protocol_file(protocol: str, dataset: str) -> Path:
+    """The configuration file of a protocol: Table 2's per-dataset file for "bce", the
+    cross-entropy protocol's for "ce"."""
+    return ROOT / "configs" / ("ce.yaml" if protocol == "ce" else f"paper/{dataset}.yaml")
 
 
 def epoch_split(log: Path) -> dict[str, float]:
@@ -62,25 +49,17 @@ def epoch_split(log: Path) -> dict[str, float]:
 
 
 def run_config(args: argparse.Namespace) -> tuple[str, Config]:
-    """The run's name and its configuration: protocol file, method, the paper protocol's
-    per-dataset settings, then the command line's ``--set`` overrides."""
+    """The run's name and its configuration, by the CLI's one rule (``methods.configure``):
+    what ``s4rec train --dataset D --method M --config FILE --seed S --threads T --set ...``
+    trains."""
     name = f"{args.dataset}-{args.method}-{args.protocol}{args.tag}-s{args.seed}"
     if args.group:
         name = f"{args.group}/{name}"
-    cfg = apply_method(Config.load(ROOT / "configs" / PROTOCOLS[args.protocol]), args.method)
     sets = [f"data.dataset={args.dataset}", f"train.seed={args.seed}", f"train.threads={args.threads}",
             "train.progress=false"]  # fmt: skip
-    if args.protocol == "bce" and args.dataset in LAYERS:
-        sets.append(f"model.layers={LAYERS[args.dataset]}")
-    own_pooling = "model.pooling" in METHODS[args.method].settings
-    if args.protocol == "bce" and args.dataset in POOLING and not own_pooling:
-        sets.append(f"model.pooling={POOLING[args.dataset]}")
-    if args.protocol == "bce":
-        sets += DATASET_METHOD.get((args.dataset, args.method), [])
     if args.data_dir:
         sets.append(f"data.data_dir={args.data_dir}")
-    cfg = cfg.override(sets + args.set)
-    return name, cfg
+    return name, configure(args.method, protocol_file(args.protocol, args.dataset), sets + args.set)
 
 
 def main() -> None:
@@ -89,7 +68,7 @@ def main() -> None:
     )
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", default="sasrec")
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="bce")
+    p.add_argument("--protocol", choices=["bce", "ce"], default="bce")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir")
@@ -97,7 +76,7 @@ def main() -> None:
     p.add_argument("--tag", default="", help="suffix for the result name")
     p.add_argument("--group", default="", help="write the result under benchmarks/results/GROUP/")
     p.add_argument("--force", action="store_true")
-    p.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench"),
+    p.add_argument("--runs-dir", default=os.environ.get("S4REC_RUNS", "~/.cache/s4rec/runs"),
                    help="where run directories (checkpoints, logs) are kept")  # fmt: skip
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

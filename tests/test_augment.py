@@ -12,7 +12,7 @@ from torch import Tensor
 
 from conftest import tiny_config
 from s4rec.config import AugmentConfig
-from s4rec.data.augment import augment, crop, insert, mask, reorder, spans
+from s4rec.data.augment import augment, crop, crop_out, insert, mask, reorder, spans
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
 from s4rec.methods import apply_method
@@ -81,6 +81,39 @@ def test_crop_offsets_cover_every_start() -> None:
         out = crop(padded([row] * 50), 0.2, g)
         starts.update(row.index(real(o)[0]) for o in out)
     assert set(starts) == set(range(9))
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_crop_out_removes_one_contiguous_run(rate: float) -> None:
+    """Eq. 16: the kept items are a prefix and a suffix of the row, in order."""
+    rows = distinct_rows(LENGTHS)
+    out = crop_out(padded(rows), rate, gen())
+    assert_left_padded_and_trimmed(out)
+    for row, o in zip(rows, out, strict=True):
+        kept = real(o)
+        assert len(kept) == max(1, int(rate * len(row)))
+        cut = len(row) - len(kept)
+        assert any(row[:i] + row[i + cut :] == kept for i in range(len(kept) + 1)), (row, kept)
+
+
+def test_crop_out_cuts_at_every_place() -> None:
+    row = list(range(1, 11))  # n = 10: keep 2, cut 8 starting at 0, 1 or 2
+    prefixes = Counter()
+    g = gen(1)
+    for _ in range(20):
+        out = crop_out(padded([row] * 50), 0.2, g)
+        prefixes.update(sum(1 for x in real(o) if x <= 2) for o in out)
+    assert set(prefixes) == {0, 1, 2}
+
+
+def test_crop_style_picks_the_operator() -> None:
+    rows = padded([list(range(1, 11))] * 200)
+    views = augment(rows, AugmentConfig(operators=("crop",), crop_style="remove"), MASK_ID,
+                    torch.arange(1, 5), 50, gen())  # fmt: skip
+    split = [real(v) for v in views if real(v)[0] == 1 and real(v)[-1] == 10]
+    assert split  # a prefix and a suffix: never a contiguous run of 2 of 10
+    kept = augment(rows, AugmentConfig(operators=("crop",)), MASK_ID, torch.arange(1, 5), 50, gen())
+    assert all(is_contiguous_run(real(v), list(range(1, 11))) for v in kept)
 
 
 def test_mask_replaces_exactly_int_rate_n() -> None:

@@ -34,10 +34,12 @@ from s4rec.losses import (
     sinkhorn,
 )
 from s4rec.methods import apply_method
-from s4rec.model import HeadTailClassifier, reverse_gradient
+from s4rec.model import HeadTailClassifier, build_encoder, reverse_gradient
 from s4rec.objectives import (
     NextItemObjective,
     S4RecObjective,
+    build_objective,
+    cluster_scores,
     encode,
     encode_views,
     reversal_scale,
@@ -322,15 +324,45 @@ def test_intent_contrastive_loss_rejects_an_unknown_similarity() -> None:
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.1])
-def test_distillation_loss_by_hand(tau: float) -> None:
+@pytest.mark.parametrize("normalize", [True, False])
+def test_distillation_loss_by_hand(tau: float, normalize: bool) -> None:
+    """Eq. 11-12 on unit vectors, or on the raw vectors as the paper writes them."""
     teacher, student = MU, A
+    prep = unit if normalize else list
     expected = 0.0
     for t, s in zip(teacher, student, strict=True):
-        pt = softmax([x / tau for x in unit(t)])
-        ps = softmax([x / tau for x in unit(s)])
+        pt = softmax([x / tau for x in prep(t)])
+        ps = softmax([x / tau for x in prep(s)])
         expected += sum(x * math.log(x / y) for x, y in zip(pt, ps, strict=True))
-    got = DistillationLoss(tau)(torch.tensor(teacher), torch.tensor(student))
+    got = DistillationLoss(tau, normalize=normalize)(torch.tensor(teacher), torch.tensor(student))
     assert got.item() == pytest.approx(expected / 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_cluster_scores_by_hand(similarity: str) -> None:
+    """Eq. 3's z . mu: raw dot products, or cosines."""
+    got = cluster_scores(torch.tensor(A), torch.tensor(MU), similarity)
+    prep = unit if similarity == "cosine" else list
+    for i, z in enumerate(A):
+        for k, mu in enumerate(MU):
+            assert got[i, k].item() == pytest.approx(dot(prep(z), prep(mu)), rel=1e-5)
+
+
+def test_assignment_reads_the_sinkhorn_target_or_the_model() -> None:
+    """h(u) = argmax q (equipartitioned) or argmax p: with every sequence nearest to one
+    prototype, the Sinkhorn target spreads them over several and "nearest" does not."""
+    cfg = tiny_config("s4rec.alpha=0.01", "s4rec.prototypes=4", "s4rec.tau1=0.1")
+    h = {}
+    for assignment in ("sinkhorn", "nearest"):
+        c = cfg.override([f"s4rec.assignment={assignment}"])
+        torch.manual_seed(0)
+        obj = build_objective(build_encoder(50, 20, c.model), c, torch.zeros(8, dtype=torch.bool))
+        with torch.no_grad():
+            obj.prototypes.weight.copy_(torch.eye(4, c.model.hidden))
+        z = torch.eye(1, c.model.hidden).repeat(8, 1) + 0.01 * torch.randn(8, c.model.hidden)
+        h[assignment] = obj.intents(z, {})[1]
+    assert h["nearest"].tolist() == [0] * 8
+    assert len(set(h["sinkhorn"].tolist())) > 1
 
 
 def test_distillation_loss_zero_and_teacher_gradient() -> None:

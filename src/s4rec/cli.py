@@ -9,32 +9,21 @@ import sys
 import textwrap
 
 from .checkpoint import load_model
-from .config import Config, read_mapping
+from .config import Config
 from .data.catalog import DatasetNotFound, catalog_table
 from .data.dataset import LeaveOneOut
 from .data.preprocess import DUPLICATE_POLICIES, prepare
 from .data.readers import FORMATS, DataError
 from .evaluate import evaluate, protocol
 from .inference import recommend, write_predictions
-from .methods import METHODS, apply_method
+from .methods import METHODS, configure
 from .runtime import DEVICES, rank, setup_runtime
 from .train import Trainer, load_data
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Defaults < method preset < --config file < command-line flags < --set overrides."""
-    raw = read_mapping(args.config) if args.config else {}
-    method = args.method or raw.get("method") or "sasrec"
-    cfg = apply_method(Config(), method)
-    if raw:
-        merged = cfg.to_dict()
-        for section, value in raw.items():
-            if isinstance(value, dict) and isinstance(merged.get(section), dict):
-                merged[section].update(value)
-            else:
-                merged[section] = value
-        merged["method"] = method
-        cfg = Config.from_dict(merged, where=args.config)
+    """``methods.configure``: defaults < method preset < --config file < its ``methods.<method>``
+    section < command-line flags < --set overrides."""
     flags = {
         "data.dataset": args.dataset,
         "data.data_dir": args.data_dir,
@@ -46,7 +35,7 @@ def build_config(args: argparse.Namespace) -> Config:
     sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     if args.no_progress:
         sets.append("train.progress=false")
-    return cfg.override(sets + list(args.set))
+    return configure(args.method, args.config, sets + list(args.set))
 
 
 def _data_for(cfg: Config, data_dir: str | None) -> LeaveOneOut:

@@ -75,7 +75,10 @@ class AugmentConfig:
     """Augmentations of App. A; each view of each sequence gets one operator drawn uniformly."""
 
     operators: tuple[str, ...] = ("crop", "mask", "reorder")
-    crop: float = 0.2  # share of the sequence kept (a contiguous run)
+    crop: float = 0.2  # share of the sequence kept
+    # "keep": one contiguous run of that share is kept (the ICLRec code's crop); "remove":
+    # a contiguous run of the rest is cut out and what precedes and follows it is kept (Eq. 16)
+    crop_style: Literal["keep", "remove"] = "keep"
     mask: float = 0.7  # share of items replaced by the mask token
     reorder: float = 0.2  # share of the sequence (a contiguous run) shuffled
     insert: float = 0.2  # share of the length inserted, drawn from training items
@@ -93,6 +96,11 @@ class S4RecConfig:
     lam: float = 0.0  # weight of L_Adv (Eq. 13); paper 1.0
     prototypes: int = 128  # K
     tau1: float = 0.1  # soft assignment temperature (Eq. 3)
+    # Eq. 3's z . mu (and so Sinkhorn's scores): of unit vectors (SwAV's habit) or raw (the paper)
+    cluster_similarity: Literal["cosine", "dot"] = "cosine"
+    # h(u): the prototype of the Sinkhorn target q (argmax q) or of the model's own soft
+    # assignment p (argmax p, Eq. 3; Sec. 4.2 builds on "the clustering assignments p_u")
+    assignment: Literal["sinkhorn", "nearest"] = "sinkhorn"
     tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
     tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     similarity: Literal["cosine", "dot"] = "cosine"  # of L_SCL (Eq. 9); "dot": CL4SRec/ICLRec code
@@ -110,6 +118,7 @@ class S4RecConfig:
     sinkhorn_iters: int = 3
     freeze_prototypes_steps: int = 0  # optimiser steps before the prototypes start to move
     detach_teacher: bool = True  # stop gradients through the teacher distribution of Eq. 11
+    distill_normalize: bool = True  # Eq. 11 on unit vectors; false: on raw mu and z (the paper)
     grl_scale: float = 1.0  # gradient reversal multiplier (Sec. 4.3)
     grl_warmup_steps: int = 0  # ramp the multiplier linearly from 0 over these steps (DANN-style)
     adv_normalize: bool = True  # the head/tail classifier sees L2-normalised z

@@ -95,7 +95,7 @@ def sinkhorn(
 class ClusterLoss(nn.Module):
     """L_Clust (Eq. 4): cross-entropy between Sinkhorn targets q and soft assignments p (Eq. 3).
 
-    scores: (B, K) cosine similarities z . mu; target: (B, K) rows summing to 1.
+    scores: (B, K) similarities z . mu (cosine or raw); target: (B, K) rows summing to 1.
     p_uk = softmax_k(scores / tau1).
     """
 
@@ -175,20 +175,24 @@ class SequenceContrastiveLoss(nn.Module):
 class DistillationLoss(nn.Module):
     """L_CKD (Eq. 11-12): KL(e_t || e_s) over the d dimensions, teacher = assigned prototype.
 
-    e_t = softmax(mu_h(u) / tau3), e_s = softmax(z / tau3), both over L2-normalised vectors.
+    e_t = softmax(mu_h(u) / tau3), e_s = softmax(z / tau3), of the vectors as the paper
+    writes them, or of L2-normalised ones (``normalize``: with tau3 = 1 in 64 dimensions
+    both are then nearly uniform and the term nearly inert).
     teacher: (B, d) prototype of each sequence; student: (B, d) sequence representation.
     """
 
-    def __init__(self, tau3: float, detach_teacher: bool = True) -> None:
+    def __init__(self, tau3: float, detach_teacher: bool = True, normalize: bool = True) -> None:
         super().__init__()
-        self.tau3, self.detach_teacher = tau3, detach_teacher
+        self.tau3, self.detach_teacher, self.normalize = tau3, detach_teacher, normalize
 
     @in_fp32
     def forward(self, teacher: Tensor, student: Tensor) -> Tensor:
         if self.detach_teacher:
             teacher = teacher.detach()
-        log_t = F.log_softmax(F.normalize(teacher, dim=1) / self.tau3, dim=1)
-        log_s = F.log_softmax(F.normalize(student, dim=1) / self.tau3, dim=1)
+        if self.normalize:
+            teacher, student = F.normalize(teacher, dim=1), F.normalize(student, dim=1)
+        log_t = F.log_softmax(teacher / self.tau3, dim=1)
+        log_s = F.log_softmax(student / self.tau3, dim=1)
         return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean")
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .config import Config, set_dotted
+from .config import Config, read_mapping, set_dotted
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,34 @@ def apply_method(cfg: Config, name: str) -> Config:
     for key, value in METHODS[name].settings.items():
         set_dotted(raw, key, value)
     return Config.from_dict(raw, where=f"method {name}")
+
+
+def configure(method: str | None = None, file: str | Path | None = None,
+              sets: list[str] = ()) -> Config:  # fmt: skip
+    """The one precedence rule of the CLI and every script: defaults < the method's preset
+    < the configuration file < the file's ``methods.<method>`` section < ``sets``
+    (``key=value``; the CLI's flags and ``--set``). The method is ``method``, else the
+    file's ``method:``, else sasrec.
+
+    A file states what differs from the defaults, so a method's own settings (S^4Rec's
+    batch of 512, BERT4Rec's loss) stand unless the file changes them on purpose; its
+    ``methods:`` section holds what one method needs differently on that file's data.
+    """
+    raw = read_mapping(file) if file else {}
+    where = str(file) if file else "defaults"
+    sections = raw.pop("methods", None) or {}
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise ValueError(f"{where}: 'methods' must map method names to settings")
+    unknown = set(sections) - set(METHODS)
+    if unknown:
+        raise ValueError(f"{where}: 'methods' names unknown methods {sorted(unknown)}")
+    name = method or raw.get("method") or "sasrec"
+    merged = apply_method(Config(), name).to_dict()
+    for layer in (raw, sections.get(name, {})):
+        for section, value in layer.items():
+            if isinstance(value, dict) and isinstance(merged.get(section), dict):
+                merged[section].update(value)
+            else:
+                merged[section] = value
+    merged["method"] = name
+    return Config.from_dict(merged, where=where).override(list(sets))

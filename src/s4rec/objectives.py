@@ -247,7 +247,7 @@ class S4RecObjective(NextItemObjective):
         self.classifier = HeadTailClassifier(cfg.model.hidden, s.adv_normalize)
         self.cluster = ClusterLoss(s.tau1)
         self.contrastive = SequenceContrastiveLoss(s.tau2, s.similarity)
-        self.distill = DistillationLoss(s.tau3, s.detach_teacher)
+        self.distill = DistillationLoss(s.tau3, s.detach_teacher, s.distill_normalize)
         self.adversarial = HeadTailAdversarialLoss()
         self.register_buffer(
             "is_head", torch.as_tensor(is_head, dtype=torch.bool), persistent=False
@@ -281,12 +281,12 @@ class S4RecObjective(NextItemObjective):
             return self.centroids, nearest(z.detach(), self.centroids)[0]
         frozen = self.step < s.freeze_prototypes_steps
         mu = self.prototypes.weight.detach() if frozen else self.prototypes.weight  # (K, d)
-        scores = F.normalize(z, dim=1) @ F.normalize(mu, dim=1).T  # (B, K) Eq. 3 logits * tau1
+        scores = cluster_scores(z, mu, s.cluster_similarity)  # (B, K)
         # (B, K), rows sum to 1 / global B: equipartition over every rank's sequences
         q = sinkhorn(scores, s.sinkhorn_eps, s.sinkhorn_iters, all_reduce_sum)
         if s.alpha > 0:
             terms["cluster"] = self.cluster(scores, q / q.sum(1, keepdim=True))
-        return mu, q.argmax(1)
+        return mu, (q if s.assignment == "sinkhorn" else scores).argmax(1)
 
     def forward(self, batch: Batch) -> LossOutput:
         s = self.s
@@ -329,6 +329,14 @@ class S4RecObjective(NextItemObjective):
         weight["next_item"] = share_of_global(len(enc.targets), batch.global_positions, z.device)
         total = sum(weight[name] * value for name, value in terms.items())
         return LossOutput(total, {name: value.detach() for name, value in terms.items()})
+
+
+def cluster_scores(z: Tensor, mu: Tensor, similarity: str) -> Tensor:
+    """(B, K) z_u . mu_k, the logits of Eq. 3 times tau1: of raw vectors as the paper
+    writes it (``"dot"``), or of unit vectors (``"cosine"``, SwAV's habit)."""
+    if similarity == "cosine":
+        z, mu = F.normalize(z, dim=1), F.normalize(mu, dim=1)
+    return z @ mu.T
 
 
 def reversal_scale(s: S4RecConfig, step: int) -> float:

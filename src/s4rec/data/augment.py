@@ -52,6 +52,19 @@ def crop(items: Tensor, rate: float, g: torch.Generator) -> Tensor:
     return _trim(torch.where(cols >= (W - keep)[:, None], out, 0))
 
 
+def crop_out(items: Tensor, rate: float, g: torch.Generator) -> Tensor:
+    """Eq. 16: cut out a contiguous run of ``n - max(1, int(rate * n))`` items starting at a
+    random place, keeping the items before it and after it, in order."""
+    W = items.shape[1]
+    n = _lengths(items)
+    keep = (n * rate).long().clamp(min=1)
+    start = (W - n + _randint_below(keep + 1, g))[:, None]  # first cut column
+    cols = torch.arange(W)
+    cut = (cols < (W - n)[:, None]) | ((cols >= start) & (cols < start + (n - keep)[:, None]))
+    out = items.gather(1, torch.argsort((~cut).long(), dim=1, stable=True))  # kept ones last
+    return _trim(torch.where(cols >= (W - keep)[:, None], out, 0))
+
+
 def mask(items: Tensor, rate: float, mask_id: int, g: torch.Generator) -> Tensor:
     """Replace ``int(rate * n)`` randomly chosen items by ``mask_id``."""
     n = _lengths(items)
@@ -107,7 +120,7 @@ def augment(
             continue
         x = items[idx]
         if name == "crop":
-            x = crop(x, cfg.crop, g)
+            x = crop(x, cfg.crop, g) if cfg.crop_style == "keep" else crop_out(x, cfg.crop, g)
         elif name == "mask":
             x = mask(x, cfg.mask, mask_id, g)
         elif name == "reorder":

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# S^4Rec as the paper wrote it (issue 19): Beauty, paper protocol (configs/paper/beauty.yaml,
+# batch 512), one lane per call, one thread per run. Results go to benchmarks/results/repro/,
+# run directories to $S4REC_RUNS (default ~/.cache/s4rec/runs): finished runs are skipped,
+# interrupted ones resume. Needs S4REC_DATA.
+#   screens: each paper-literal switch alone against today's s4rec, seed 1
+#   codepad: the padding hypothesis (the ICLRec code's padding behaviour, mean-pooled z),
+#            with raw dot products and raw distillation, and its controls at the same
+#            batch and behaviour (cl4srec on mean-pooled views, sasrec at batch 512)
+#   temps:   tau1 x tau2 x tau3 over {0.1, 1}, seed 1 ($SWITCHES: the screens' best)
+# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] reproduction.sh LANE...
+#        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &)
+set -u
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-1}
+SWITCHES=${SWITCHES:-}
+CODEPAD="--set model.padding=iclrec --set augment.mask_token=padding --set model.pooling=mean"
+run() { python benchmarks/train_run.py --threads 1 --group repro --dataset beauty "$@" || echo "FAILED: $*"; }
+screens() {
+  for s in $SEEDS; do
+    run --method s4rec --seed "$s" --tag=-nearest --set s4rec.assignment=nearest
+    run --method s4rec --seed "$s" --tag=-rawkd --set s4rec.distill_normalize=false
+    run --method s4rec --seed "$s" --tag=-doteq3 --set s4rec.cluster_similarity=dot
+    run --method s4rec --seed "$s" --tag=-doteq9 --set s4rec.similarity=dot
+    run --method s4rec --seed "$s" --tag=-insert --set "augment.operators=[crop,mask,reorder,insert]"
+    run --method s4rec --seed "$s" --tag=-cropout --set augment.crop_style=remove
+  done
+}
+codepad() {
+  for s in $SEEDS; do
+    run --method s4rec --seed "$s" --tag=-codepad $CODEPAD
+    run --method s4rec --seed "$s" --tag=-codepad-raw $CODEPAD --set s4rec.similarity=dot \
+      --set s4rec.distill_normalize=false
+    run --method cl4srec --seed "$s" --tag=-codepad-b512 $CODEPAD --set s4rec.contrast_on=sequence \
+      --set train.batch_size=512
+    run --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
+  done
+}
+temps() {
+  for t1 in 0.1 1; do for t2 in 0.1 1; do for t3 in 0.1 1; do
+    run --method s4rec --seed 1 --tag="-tau$t1-$t2-$t3" $SWITCHES --set s4rec.tau1=$t1 \
+      --set s4rec.tau2=$t2 --set s4rec.tau3=$t3
+  done; done; done
+}
+[ $# -gt 0 ] || { sed -n '2,14p' "$0"; exit 2; }
+for lane in "$@"; do "$lane"; done
