@@ -3,7 +3,7 @@
 # batch 512), one lane per call, one thread per run. Results go to benchmarks/results/repro/,
 # run directories to $S4REC_RUNS (default ~/.cache/s4rec/runs): finished runs are skipped,
 # interrupted ones resume. Needs S4REC_DATA.
-#   screens: each paper-literal switch alone against today's s4rec, seed 1
+#   screens: today's s4rec, then each paper-literal switch alone, seed 1
 #   codepad: the padding hypothesis (the ICLRec code's padding behaviour, mean-pooled z),
 #            with raw dot products and raw distillation, and its controls at the same
 #            batch and behaviour (cl4srec on mean-pooled views, sasrec at batch 512)
@@ -18,6 +18,7 @@ CODEPAD="--set model.padding=iclrec --set augment.mask_token=padding --set model
 run() { python benchmarks/train_run.py --threads 1 --group repro --dataset beauty "$@" || echo "FAILED: $*"; }
 screens() {
   for s in $SEEDS; do
+    run --method s4rec --seed "$s" --tag=-base
     run --method s4rec --seed "$s" --tag=-nearest --set s4rec.assignment=nearest
     run --method s4rec --seed "$s" --tag=-rawkd --set s4rec.distill_normalize=false
     run --method s4rec --seed "$s" --tag=-doteq3 --set s4rec.cluster_similarity=dot
