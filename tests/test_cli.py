@@ -16,7 +16,7 @@ from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.readers import read_sequence_text
 from s4rec.data.sequences import Sequences
 from s4rec.data.synthetic import make_synthetic
-from s4rec.inference import write_predictions
+from s4rec.inference import Recommender, read_histories, write_predictions
 from s4rec.methods import METHODS
 from s4rec.model import SASRec
 
@@ -163,8 +163,59 @@ def test_recommend_unknown_id(
 ) -> None:
     err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--history", "sku1 nope")
     assert "unknown item id(s) ['nope']" in err
-    err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--history", "")
-    assert "history is empty" in err
+    run("recommend", str(pipeline["run"] / "best.pt"), "--history", "sku1 nope", "--on-unknown",
+        "skip", "-k", "3")  # fmt: skip
+    assert [ln.split("\t")[0] for ln in capsys.readouterr().out.splitlines()] == [
+        item
+        for item, _ in Recommender.load(pipeline["run"] / "best.pt").recommend([["sku1"]], 3)[0]
+    ]
+
+
+def test_an_empty_history_gets_the_training_popularity(
+    pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("recommend", str(pipeline["run"] / "best.pt"), "--history", "", "-k", "5")
+    rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    data = LeaveOneOut(read_sequence_text(pipeline["data"]))
+    counts = data.item_counts()[1:-1]  # real items
+    assert [int(float(c)) for _, c in rows] == sorted(counts.tolist(), reverse=True)[:5]
+    assert all(counts[data.seqs.item_ids.index(i)] == int(float(c)) for i, c in rows)
+
+
+def test_recommender_shows_what_predict_shows(pipeline: dict[str, Path]) -> None:
+    """The Python API, given each user's history before the test item, returns the lists
+    that ``predict --split test`` writes, in batches and in any order of histories."""
+    tsv = pipeline["root"] / "top10.tsv"
+    run("predict", str(pipeline["run"] / "best.pt"), "--k", "10", "--out", str(tsv))
+    predicted = [ln.split("\t")[1].split() for ln in tsv.read_text().splitlines()]
+    seqs = read_sequence_text(pipeline["data"])
+    histories = [[seqs.item_ids[i - 1] for i in seqs[u].tolist()[:-1]] for u in range(seqs.n_users)]
+    rec = Recommender.load(pipeline["run"] / "best.pt", batch=37)
+    got = rec.recommend(histories[::-1], k=10)[::-1]
+    assert [[item for item, _ in top] for top in got] == predicted
+
+
+def test_histories_from_a_file(
+    pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b, c = read_sequence_text(pipeline["data"]).item_ids[:3]
+    path = tmp_path / "h.txt"
+    path.write_text(f'{a} {b}\n["{c}", "{a}"]\n\n')
+    assert read_histories(path) == [[a, b], [c, a], []]
+    run("recommend", str(pipeline["run"] / "best.pt"), "--histories", str(path), "-k", "4")
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    expected = Recommender.load(pipeline["run"] / "best.pt").recommend(read_histories(path), 4)
+    assert [[x["item"] for x in ln["items"]] for ln in lines] == [
+        [item for item, _ in top] for top in expected
+    ]
+    path.write_text('["an id with spaces", "c"]\n[1, {"x": 2}]\n["a"\n')
+    err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--histories", str(path))
+    assert f"{path}, line 2: expected a JSON list of item ids" in err
+    path.write_text('["an id with spaces", 7]\n["a"\n')
+    with pytest.raises(ValueError, match=r"line 2: not a JSON list of ids"):
+        read_histories(path)
+    path.write_text('["an id with spaces", 7]\n')
+    assert read_histories(path) == [["an id with spaces", "7"]]
 
 
 def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

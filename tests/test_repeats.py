@@ -24,7 +24,7 @@ from s4rec.data.readers import read_sequence_text
 from s4rec.data.sequences import Sequences
 from s4rec.data.synthetic import make_synthetic, plant_repeats
 from s4rec.evaluate import Ranker, evaluate, metrics_from_lists
-from s4rec.inference import recommend
+from s4rec.inference import Recommender
 from test_metrics import ScoreTable
 
 # ---------------------------------------------------------------- counting repeats
@@ -128,9 +128,10 @@ def test_recommend_follows_the_protocol() -> None:
     model = random_table(data)
     items = [str(i) for i in range(1, 11)]
     history = ["1", "2", "3"]
-    shown = [i for i, _ in recommend(model, items, history, k=10)]
+    rec = Recommender(model, items)
+    shown = [i for i, _ in rec.recommend([history], k=10)[0]]
     assert not set(shown) & set(history) and len(shown) == 7
-    every = [i for i, _ in recommend(model, items, history, k=10, exclude_history=False)]
+    every = [i for i, _ in rec.recommend([history], k=10, exclude_seen=False)[0]]
     assert set(every) == set(items)
 
 

@@ -5,6 +5,7 @@ from .config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from .data.dataset import LeaveOneOut
 from .data.sequences import Sequences
 from .evaluate import Ranker, evaluate, metrics_from_ranks
+from .inference import Recommender
 from .model import BERT4Rec, Caser, GRU4Rec, SASRec, SequenceEncoder, build_encoder, pool
 from .train import Trainer
 
@@ -18,6 +19,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "Ranker",
+    "Recommender",
     "SASRec",
     "SequenceEncoder",
     "Sequences",

@@ -15,7 +15,7 @@ from .data.dataset import LeaveOneOut
 from .data.preprocess import DUPLICATE_POLICIES, prepare
 from .data.readers import FORMATS, DataError
 from .evaluate import evaluate, protocol
-from .inference import recommend, write_predictions
+from .inference import Recommender, read_histories, write_predictions
 from .methods import METHODS, configure
 from .runtime import DEVICES, rank, setup_runtime
 from .train import Trainer, load_data
@@ -76,10 +76,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    cfg, model, item_ids = load_model(args.checkpoint, args.set, args.device)
-    history = args.history.split()
-    for item, score in recommend(model, item_ids, history, args.k, cfg.eval.exclude_history):
-        print(f"{item}\t{score:.4f}")
+    rec = Recommender.load(args.checkpoint, args.device, args.set)
+    exclude = rec.cfg.eval.exclude_history  # the run's protocol, or --set eval.*
+    if args.histories is None:  # one history on the command line: item<TAB>score lines
+        history = args.history.split()
+        for item, score in rec.recommend([history], args.k, exclude, args.on_unknown)[0]:
+            print(f"{item}\t{score:.4f}")
+        return
+    histories = read_histories(args.histories)
+    for top in rec.recommend(histories, args.k, exclude, args.on_unknown):
+        print(json.dumps({"items": [{"item": i, "score": round(v, 6)} for i, v in top]}))
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -204,12 +210,24 @@ def parser() -> argparse.ArgumentParser:
             e.add_argument("--k", "-k", type=int, default=20)
             e.add_argument("--out", required=True)
 
-    r = sub.add_parser("recommend", help="recommend items after a history of raw item ids")
+    r = sub.add_parser(
+        "recommend",
+        help="recommend items after histories of raw item ids",
+        description="Top-k items after each history (raw ids, oldest first). An empty history"
+        " gets the items ranked by training popularity.",
+    )
     r.add_argument("checkpoint")
-    r.add_argument(
-        "--history", required=True, help='space-separated raw item ids, oldest first: "i1 i2 i3"'
+    given = r.add_mutually_exclusive_group(required=True)
+    given.add_argument("--history", help='space-separated raw item ids, oldest first: "i1 i2 i3"')
+    given.add_argument(
+        "--histories",
+        metavar="FILE",
+        help="one history per line: space-separated ids, or a JSON list of ids per line (ids"
+        " with spaces); prints one JSON line {items: [{item, score}]} per history",
     )
     r.add_argument("-k", "--k", type=int, default=10)
+    r.add_argument("--on-unknown", choices=["error", "skip"], default="error",
+                   help="an id not in the model's catalogue: an error, or dropped")  # fmt: skip
     add_use_flags(r)
     r.set_defaults(func=cmd_recommend)
 

@@ -1,11 +1,15 @@
-"""Using a trained model: top-k predictions for a split, recommendations for a raw-id history."""
+"""Using a trained model: top-k predictions for a split, recommendations for raw-id histories."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+from .checkpoint import load_state, model_from_state
 from .config import Config
 from .data.dataset import LeaveOneOut, Split
 from .evaluate import Ranker, exclude_
@@ -31,30 +35,129 @@ def write_predictions(
             f.write(users[u] + "\t" + " ".join(best) + "\n")
 
 
-@torch.no_grad()
-def recommend(
-    model: SequenceEncoder,
-    item_ids: list[str],
-    history: list[str],
-    k: int = 10,
-    exclude_history: bool = True,
-) -> list[tuple[str, float]]:
-    """Top-k (raw item id, score) after a history of raw item ids; the history's items are
-    not recommended unless ``exclude_history`` is false (the ``eval`` protocol)."""
-    index = {raw: i + 1 for i, raw in enumerate(item_ids)}
-    unknown = [h for h in history if h not in index]
-    if unknown:
-        raise ValueError(f"unknown item id(s) {unknown[:10]}: not in the model's catalogue")
-    if not history:
-        raise ValueError("the history is empty: give at least one item id")
-    items = torch.tensor([index[h] for h in history], device=model.item_emb.weight.device)
-    z = model.eval()(items[None, -model.max_len :], last_only=True)[:, -1]  # (1, d)
-    scores = z @ model.item_emb.weight.T  # (1, n_items + 2), as the Ranker scores
-    excluded = items[None] if exclude_history else items[None, :0]
-    scores = exclude_(scores, 0, excluded, (0, len(item_ids) + 1))[0]  # padding, mask token
-    vals, idx = scores.cpu().topk(min(k, len(item_ids)))
-    return [
-        (item_ids[i - 1], float(v))
-        for i, v in zip(idx.tolist(), vals.tolist(), strict=True)
-        if v > float("-inf")
-    ]
+def read_histories(path: str | Path) -> list[list[str]]:
+    """Histories from a file, one per line: space-separated raw ids, or a JSON list of ids
+    (for ids that contain spaces). A malformed line is an error naming it."""
+    histories = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.lstrip().startswith("["):
+                histories.append(line.split())
+                continue
+            try:
+                ids = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{path}, line {number}: not a JSON list of ids ({err.msg})"
+                ) from None
+            if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+                raise ValueError(f"{path}, line {number}: expected a JSON list of item ids")
+            histories.append([str(i) for i in ids])
+    return histories
+
+
+class Recommender:
+    """A trained model that recommends for histories of raw item ids (the run's vocabulary).
+
+    >>> rec = Recommender.load("runs/x/best.pt")
+    >>> rec.recommend([["sku1", "sku7"], []], k=10)   # per history: [(item, score), ...]
+
+    Histories are scored in batches of ``batch`` by length, the way evaluation scores users:
+    each keeps its most recent ``max_len`` items, and with ``exclude_seen`` none of its items
+    is recommended. An empty history gets the items ranked by how often they occur in the
+    training data (the score is that count).
+    """
+
+    def __init__(
+        self, model: SequenceEncoder, item_ids: list[str], cfg: Config | None = None,
+        item_counts: Tensor | None = None, batch: int = 1024,
+    ) -> None:  # fmt: skip
+        self.model, self.item_ids, self.batch = model.eval(), list(item_ids), batch
+        self.cfg = cfg or Config()  # the run's configuration (its eval.* protocol)
+        self.index = {raw: i + 1 for i, raw in enumerate(self.item_ids)}
+        self.item_counts = item_counts  # (n_items + 2,) training counts; None in old checkpoints
+        self.device = model.item_emb.weight.device
+
+    @classmethod
+    def load(
+        cls, path: str | Path, device: str = "cpu", sets: Sequence[str] = (), batch: int = 1024
+    ) -> Recommender:
+        """The encoder of a checkpoint (``best.pt``, ``last.pt``), read without running code;
+        ``sets``: ``eval.*`` overrides of the run's protocol."""
+        state = load_state(path)
+        cfg, model, item_ids = model_from_state(state, str(path), sets, device)
+        return cls(model, item_ids, cfg, state.get("item_counts"), batch)
+
+    def ids(self, history: Sequence[str], on_unknown: str = "error") -> list[int]:
+        """Internal ids of a raw-id history; unknown ids are an error listing them, or are
+        dropped (``on_unknown="skip"``)."""
+        if on_unknown not in ("error", "skip"):
+            raise ValueError(f"on_unknown must be 'error' or 'skip', got {on_unknown!r}")
+        unknown = [h for h in history if h not in self.index]
+        if unknown and on_unknown == "error":
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise ValueError(
+                f"unknown item id(s) {unknown[:10]}{more}: not in the model's catalogue"
+            )
+        return [self.index[h] for h in history if h in self.index]
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        histories: Sequence[Sequence[str]],
+        k: int = 10,
+        exclude_seen: bool = True,
+        on_unknown: str = "error",
+    ) -> list[list[tuple[str, float]]]:
+        """Per history, the top ``k`` (raw item id, score), best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        encoded = [self.ids(h, on_unknown) for h in histories]
+        out: list[list[tuple[str, float]]] = [[] for _ in encoded]
+        order = sorted((i for i, h in enumerate(encoded) if h), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), self.batch):
+            rows = order[start : start + self.batch]
+            tops = self._top_k([encoded[i] for i in rows], k, exclude_seen)
+            for i, top in zip(rows, tops, strict=True):
+                out[i] = top
+        empty = [i for i, h in enumerate(encoded) if not h]
+        if empty:
+            top = self._popular(k)
+            for i in empty:
+                out[i] = top
+        return out
+
+    def _top_k(
+        self, histories: list[list[int]], k: int, exclude_seen: bool
+    ) -> list[list[tuple[str, float]]]:
+        width = max(len(h) for h in histories)
+        seen = torch.zeros(len(histories), width, dtype=torch.long)
+        for row, h in enumerate(histories):
+            seen[row, width - len(h) :] = torch.tensor(h)
+        seen = seen.to(self.device)
+        items = seen[:, -self.model.max_len :]  # the most recent max_len items
+        items = items[:, items.shape[1] - int((items != 0).sum(1).max()) :]
+        z = self.model(items, last_only=True)[:, -1]  # (b, d)
+        scores = z @ self.model.item_emb.weight.T  # (b, n_items + 2), as the Ranker scores
+        excluded = seen if exclude_seen else seen[:, :0]
+        scores = exclude_(scores, 0, excluded, (0, len(self.item_ids) + 1))  # padding, mask token
+        vals, idx = scores.topk(min(k, len(self.item_ids)), dim=1)
+        return [self._named(i, v) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
+
+    def _popular(self, k: int) -> list[tuple[str, float]]:
+        if self.item_counts is None:
+            raise ValueError(
+                "an empty history is answered with the training popularity, which this"
+                " checkpoint predates: give at least one item id (or retrain)"
+            )
+        counts = self.item_counts.double().clone()
+        counts[0] = counts[-1] = float("-inf")  # padding, mask token
+        vals, idx = counts.topk(min(k, len(self.item_ids)))
+        return self._named(idx.tolist(), vals.tolist())
+
+    def _named(self, idx: list[int], vals: list[float]) -> list[tuple[str, float]]:
+        return [
+            (self.item_ids[i - 1], float(v))
+            for i, v in zip(idx, vals, strict=True)
+            if v > float("-inf")
+        ]

@@ -142,6 +142,7 @@ class Trainer:
             "n_items": self.data.n_items,
             "n_users": self.data.n_users,
             "item_ids": list(self.data.seqs.item_ids),
+            "item_counts": self.data.item_counts(),  # training popularity: empty histories
         }
 
     def _save_config(self) -> None:
