@@ -128,6 +128,36 @@ def test_predict_tsv(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[st
     assert 0 < hits < len(lines)
 
 
+def test_predict_next_after_the_whole_sequence(pipeline: dict[str, Path]) -> None:
+    """``--split next``: what to show tomorrow, after every item of the user's sequence."""
+    out = pipeline["root"] / "next.jsonl"
+    run("predict", str(pipeline["run"] / "best.pt"), "--split", "next", "-k", "7",
+        "--format", "jsonl", "--out", str(out))  # fmt: skip
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    seqs = read_sequence_text(pipeline["data"])
+    whole = [[seqs.item_ids[i - 1] for i in seqs[u].tolist()] for u in range(seqs.n_users)]
+    assert [r["user"] for r in rows] == list(seqs.user_ids)
+    expected = Recommender.load(pipeline["run"] / "best.pt").recommend(whole, 7)
+    assert [r["items"] for r in rows] == [[i for i, _ in top] for top in expected]
+    assert all(not set(r["items"]) & set(w) for r, w in zip(rows, whole, strict=True))
+    assert all(r["scores"] == sorted(r["scores"], reverse=True) for r in rows)
+
+
+def test_predict_ids_with_spaces_need_json_lines(tmp_path: Path) -> None:
+    seqs = Sequences.from_lists([[1, 2, 3, 4], [2, 3, 4, 1]], item_ids=["a b", "c", "d", "e"],
+                                user_ids=["user one", "u2"])  # fmt: skip
+    data = LeaveOneOut(seqs)
+    model = SASRec(4, 5, ModelConfig(hidden=8, layers=1, heads=2, inner=16))
+    with pytest.raises(ValueError, match=r"'user one' contains whitespace.*--format jsonl"):
+        write_predictions(model, data, "test", 2, tmp_path / "p.tsv")
+    assert not (tmp_path / "p.tsv").exists()
+    write_predictions(model, data, "test", 3, tmp_path / "p.jsonl", fmt="jsonl")
+    rows = [json.loads(ln) for ln in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["user"] for r in rows] == ["user one", "u2"]
+    # the one item each user has not seen before the test item
+    assert [r["items"] for r in rows] == [["e"], ["a b"]]
+
+
 def test_predict_k_above_candidates(tmp_path: Path) -> None:
     """With fewer candidates than k, a line lists just the candidates (no history, no crash)."""
     torch.manual_seed(0)

@@ -71,7 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"{args.checkpoint}: the dataset's item catalogue differs from the model's"
         )
-    write_predictions(model, data, args.split, args.k, args.out, cfg)
+    write_predictions(model, data, args.split, args.k, args.out, cfg, args.format)
     print(f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}")
 
 
@@ -199,15 +199,19 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     for name, func, text in [("evaluate", cmd_evaluate, "metrics of a checkpoint"),
-                             ("predict", cmd_predict, "top-k items of every user to a TSV file")]:  # fmt: skip
+                             ("predict", cmd_predict, "top-k items of every user to a TSV or JSON-lines file")]:  # fmt: skip
         e = sub.add_parser(name, help=text)
         e.add_argument("checkpoint")
         e.add_argument("--data-dir")
         add_use_flags(e)
         e.set_defaults(func=func)
         if name == "predict":
-            e.add_argument("--split", choices=["valid", "test"], default="test")
+            e.add_argument("--split", choices=["valid", "test", "next"], default="test",
+                           help="before the validation or test item, or next: after the whole"
+                                " sequence (what to show tomorrow)")  # fmt: skip
             e.add_argument("--k", "-k", type=int, default=20)
+            e.add_argument("--format", choices=["tsv", "jsonl"], default="tsv",
+                           help="user<TAB>items, or JSON lines {user, items, scores} (any ids)")  # fmt: skip
             e.add_argument("--out", required=True)
 
     r = sub.add_parser(

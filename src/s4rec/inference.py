@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -20,19 +21,43 @@ from .model import SequenceEncoder
 def write_predictions(
     model: SequenceEncoder,
     data: LeaveOneOut,
-    split: Split,
+    split: Split | Literal["next"],
     k: int,
     path: str | Path,
     cfg: Config | None = None,
+    fmt: Literal["tsv", "jsonl"] = "tsv",
 ) -> None:
-    """Write ``user<TAB>item1 item2 ...`` (dataset ids, best first) for every user, atomically,
-    under ``cfg``'s protocol (default: ``Config()``'s, history never shown)."""
-    ids, scores = Ranker.from_config(model, data, cfg or Config()).top_k(split, k)
-    users, items = data.seqs.user_ids, data.seqs.item_ids
+    """Write every user's top-k (dataset ids, best first) under ``cfg``'s protocol (default:
+    ``Config()``'s, history never shown), atomically. ``split``: before the validation or the
+    test item, or ``"next"``: after the whole sequence (what to show the user tomorrow).
+    ``fmt``: ``user<TAB>item item ...`` lines, or JSON lines ``{"user", "items", "scores"}``,
+    which no id can break; TSV refuses ids that contain whitespace."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    cfg = cfg or Config()
+    users, items = list(data.seqs.user_ids), list(data.seqs.item_ids)
+    if split == "next":
+        histories = [[items[i - 1] for i in data.seqs[u].tolist()] for u in range(data.n_users)]
+        tops = Recommender(model, items, cfg).recommend(histories, k, cfg.eval.exclude_history)
+    else:
+        ids, scores = Ranker.from_config(model, data, cfg).top_k(split, k)
+        tops = [
+            [(items[i - 1], v) for i, v in zip(row, vals, strict=True) if v > float("-inf")]
+            for row, vals in zip(ids.tolist(), scores.tolist(), strict=True)
+        ]
+    if fmt == "tsv":
+        spaced = [x for x in (*users, *items) if any(c.isspace() for c in x)]
+        if spaced:
+            raise ValueError(
+                f"id {spaced[0]!r} contains whitespace, which breaks TSV lines: use --format jsonl"
+            )
     with atomic_file(path) as f:
-        for u, (row, vals) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
-            best = (items[i - 1] for i, v in zip(row, vals, strict=True) if v > float("-inf"))
-            f.write(users[u] + "\t" + " ".join(best) + "\n")
+        for user, top in zip(users, tops, strict=True):
+            if fmt == "tsv":
+                f.write(user + "\t" + " ".join(item for item, _ in top) + "\n")
+            else:
+                row = {"user": user, "items": [i for i, _ in top], "scores": [v for _, v in top]}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_histories(path: str | Path) -> list[list[str]]:
