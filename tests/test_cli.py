@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run, tiny_sets
+from conftest import run, tiny_config, tiny_sets
 from s4rec import cli
-from s4rec.checkpoint import load_model
+from s4rec.checkpoint import load_model, load_state
 from s4rec.config import ModelConfig
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.readers import read_sequence_text
@@ -19,6 +19,7 @@ from s4rec.data.synthetic import make_synthetic
 from s4rec.inference import Recommender, read_histories, write_predictions
 from s4rec.methods import METHODS
 from s4rec.model import SASRec
+from s4rec.train import Trainer
 
 
 def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -322,3 +323,48 @@ def test_datasets(
     assert str(tmp_path / "Beauty.txt") in by_name["beauty"]
     assert "not found" in by_name["toys"] and "Toys_and_Games" in by_name["toys"]
     assert f"looked in {tmp_path}" in by_name["toys"]
+
+
+# ---------------------------------------------------------------- a final model
+
+
+def test_final_training_sees_the_held_out_items(tmp_path: Path) -> None:
+    """Every user's validation and test items are training targets of a final model, and of
+    no other."""
+    for final in (False, True):
+        cfg = tiny_config("data.synthetic_users=100", f"train.final={str(final).lower()}")
+        trainer = Trainer(cfg, tmp_path / str(final))
+        seen = set()
+        for batch in trainer.loader:
+            for c in batch.chunks:
+                at = c.targets != 0
+                users = c.users[:, None].expand_as(c.targets)[at]
+                seen |= set(zip(users.tolist(), c.targets[at].tolist(), strict=True))
+        data, ends = trainer.data, trainer.data.seqs.offsets[1:]
+        held_out = {(u, int(data.flat[ends[u] - j])) for u in range(data.n_users) for j in (1, 2)}
+        first = {(u, int(data.flat[data.starts[u]])) for u in range(data.n_users)}
+        assert (held_out - first <= seen) == final  # (an item may also occur earlier)
+        assert bool(held_out - first - seen) != final
+
+
+def test_train_final_from_a_finished_run(
+    pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    best_epoch = json.loads((pipeline["run"] / "results.json").read_text())["best_epoch"]
+    out = tmp_path / "final"
+    run("train", "--dataset", str(pipeline["data"]), "--final", "--epochs-from",
+        str(pipeline["run"]), "--no-progress", "--out", str(out), *tiny_sets())  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert results["final"] is True and results["epochs"] == best_epoch
+    assert "test" not in results and load_state(out / "best.pt")["final"] is True
+    capsys.readouterr()
+    err = fails(capsys, "evaluate", str(out / "best.pt"), "--data-dir", str(pipeline["root"]))
+    assert "nothing is held out" in err
+    run("predict", str(out / "best.pt"), "--split", "next", "--out", str(tmp_path / "n.tsv"))
+    assert len((tmp_path / "n.tsv").read_text().splitlines()) == results["users"]["all"]
+    err = fails(capsys, "train", "--dataset", str(pipeline["data"]), "--final", "--out",
+                str(tmp_path / "x"))  # fmt: skip
+    assert "give --epochs-from RUN_DIR" in err
+    err = fails(capsys, "train", "--dataset", str(pipeline["data"]), "--final", "--epochs-from",
+                str(tmp_path), "--out", str(tmp_path / "x"))  # fmt: skip
+    assert "needs a finished run directory" in err

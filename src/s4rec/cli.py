@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import textwrap
+from pathlib import Path
 
 from .checkpoint import load_model
 from .config import Config
@@ -35,7 +36,29 @@ def build_config(args: argparse.Namespace) -> Config:
     sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     if args.no_progress:
         sets.append("train.progress=false")
+    if args.final:
+        sets += ["train.final=true", *epochs_from(args)]
     return configure(args.method, args.config, sets + list(args.set))
+
+
+def epochs_from(args: argparse.Namespace) -> list[str]:
+    """A final model's epoch count: ``--epochs``, ``--set train.epochs=N``, or the best epoch
+    of a finished run (``--epochs-from RUN_DIR``)."""
+    given = args.epochs is not None or any(s.startswith("train.epochs=") for s in args.set)
+    if args.epochs_from is None:
+        if not given:
+            raise ValueError("--final trains for a fixed number of epochs: give --epochs-from"
+                             " RUN_DIR (its best epoch) or --epochs N")  # fmt: skip
+        return []
+    if given:
+        raise ValueError("give --epochs or --epochs-from, not both")
+    path = Path(args.epochs_from) / "results.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; --epochs-from needs a finished run directory")
+    best = json.loads(path.read_text()).get("best_epoch")
+    if not isinstance(best, int) or best < 1:
+        raise ValueError(f"{path}: no best_epoch to take (a final model's, or an untrained run's)")
+    return [f"train.epochs={best}"]
 
 
 def _data_for(cfg: Config, data_dir: str | None) -> LeaveOneOut:
@@ -50,11 +73,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     results = Trainer(cfg, args.out).fit(resume=args.resume)
     if rank() > 0:  # under torchrun, rank 0 speaks for the run
         return
-    print(
-        json.dumps(
-            {k: results[k] for k in ("method", "dataset", "epochs", "valid", "test")}, indent=2
-        )
-    )
+    shown = ("method", "dataset", "final", "epochs", "valid", "test")
+    print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -196,6 +216,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--final", action="store_true",
+                   help="train on every interaction (nothing held out) for a fixed number of"
+                        " epochs: a model for deployment")  # fmt: skip
+    t.add_argument("--epochs-from", metavar="RUN_DIR",
+                   help="with --final: train for that finished run's best epoch")  # fmt: skip
     t.set_defaults(func=cmd_train)
 
     for name, func, text in [("evaluate", cmd_evaluate, "metrics of a checkpoint"),

@@ -165,6 +165,9 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N | mps
     # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA, gradient scaler); losses stay fp32
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # a model for deployment: train on every interaction (nothing held out, no validation)
+    # for exactly ``epochs`` epochs, e.g. a finished run's best epoch (--epochs-from)
+    final: bool = False
 
 
 @dataclass

@@ -63,7 +63,8 @@ def load_data(cfg: Config) -> LeaveOneOut:
             seqs.held_out_repeats_text(cfg.data.min_length), verdict,
             str(cfg.eval.exclude_history).lower(),
         )  # fmt: skip
-    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction)
+    hold_out = 0 if cfg.train.final else 2
+    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction, hold_out)
 
 
 def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
@@ -143,6 +144,7 @@ class Trainer:
             "n_users": self.data.n_users,
             "item_ids": list(self.data.seqs.item_ids),
             "item_counts": self.data.item_counts(),  # training popularity: empty histories
+            "final": self.cfg.train.final,  # trained on everything, for deployment
         }
 
     def _save_config(self) -> None:
@@ -281,12 +283,12 @@ class Trainer:
             start = time.perf_counter()
             losses = self.train_epoch()
             train_s = time.perf_counter() - start
-            valid = self.evaluate("valid")["all"]
+            valid = {} if t.final else self.evaluate("valid")["all"]  # final: the last is best
             p.epoch += 1
             p.train_seconds += time.perf_counter() - start
-            improved = valid[SELECT_METRIC] > p.best_score
+            improved = t.final or valid[SELECT_METRIC] > p.best_score
             if improved:
-                p.best_score, p.best_epoch = valid[SELECT_METRIC], p.epoch
+                p.best_score, p.best_epoch = valid.get(SELECT_METRIC, p.best_score), p.epoch
                 p.seconds_to_best = p.train_seconds
             if self.main:  # best, then the log line, then last.pt: resume never skips a line
                 if improved:
@@ -302,10 +304,11 @@ class Trainer:
             self._save_last()  # every rank: it gathers their random states
             if self.main:
                 terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                score = f"valid {SELECT_METRIC} {valid[SELECT_METRIC]:.4f}" if valid else "final"
                 log.info(
-                    "epoch %d  %s  valid %s %.4f%s  (%.1fs, %.0f%% waiting for data, + %.1fs eval)",
-                    p.epoch, terms, SELECT_METRIC, valid[SELECT_METRIC], " *" if improved else "",
-                    train_s, 100 * self.data_seconds / max(train_s, 1e-9), record["eval_seconds"],
+                    "epoch %d  %s  %s%s  (%.1fs, %.0f%% waiting for data, + %.1fs eval)",
+                    p.epoch, terms, score, " *" if improved and valid else "", train_s,
+                    100 * self.data_seconds / max(train_s, 1e-9), record["eval_seconds"],
                 )  # fmt: skip
         return self.finish()
 
@@ -313,7 +316,10 @@ class Trainer:
         """Reload the best checkpoint, evaluate validation and test, write results.json.
 
         With no epoch trained (``train.epochs=0``, e.g. popularity) the model as built is the best.
+        A final model (``train.final``) is the last epoch's and has nothing held out to evaluate.
         """
+        if self.cfg.train.final:
+            return self._finish_final()
         if not (self.out / "best.pt").exists():
             valid = self.evaluate("valid")["all"]
             if self.main:
@@ -336,6 +342,26 @@ class Trainer:
             "test_by_group": {"head": test["head"], "tail": test["tail"]},
             "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
             "eval_protocol": protocol(self.cfg, self.data),
+            "device": str(self.device),
+            "precision": self.cfg.train.precision,
+            "world_size": world_size(),
+        }
+        if self.main:
+            write_text_atomic(self.out / "results.json", json.dumps(results, indent=2) + "\n")
+        return results
+
+    def _finish_final(self) -> dict[str, Any]:
+        if self.main and not (self.out / "best.pt").exists():  # epochs=0
+            self._save_best({})
+        results = {
+            "method": self.cfg.method,
+            "dataset": self.cfg.data.dataset,
+            "seed": self.cfg.train.seed,
+            "loss": self.cfg.loss.next_item,
+            "final": True,
+            "epochs": self.progress.epoch,
+            "train_seconds": round(self.progress.train_seconds, 2),
+            "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
             "device": str(self.device),
             "precision": self.cfg.train.precision,
             "world_size": world_size(),

@@ -73,7 +73,13 @@ class Batch:
 class LeaveOneOut:
     """Per user: training part = all items but the last two; validation = second to last; test = last."""
 
-    def __init__(self, seqs: Sequences, min_length: int = 3, head_fraction: float = 0.2) -> None:
+    def __init__(
+        self, seqs: Sequences, min_length: int = 3, head_fraction: float = 0.2, hold_out: int = 2
+    ) -> None:
+        """``hold_out=0``: every item is training data (a final model): the "valid" history
+        is then the whole sequence, and there are no targets to evaluate."""
+        if hold_out not in (0, 2):
+            raise ValueError(f"hold_out must be 2 (validation and test) or 0, got {hold_out}")
         if min_length < 3:
             raise ValueError(
                 "min_length must be at least 3 (one training, validation and test item)"
@@ -96,7 +102,8 @@ class LeaveOneOut:
         self.n_items = seqs.n_items
         self.flat = torch.from_numpy(seqs.values)
         self.starts = torch.from_numpy(seqs.offsets[:-1].copy())
-        self.train_end = torch.from_numpy(seqs.offsets[1:] - 2)  # exclusive end of training part
+        self.final = hold_out == 0
+        self.train_end = torch.from_numpy(seqs.offsets[1:] - hold_out)  # exclusive training end
         self.train_lengths = self.train_end - self.starts
         self.is_head = head_tail_labels(self.train_lengths.numpy(), head_fraction)
         user, self.train_items = self._training_interactions()  # insert draws from train_items
@@ -104,6 +111,11 @@ class LeaveOneOut:
 
     def target(self, split: Split) -> Tensor:
         """(U,) validation or test item of every user."""
+        if self.final:
+            raise ValueError(
+                f"{self.seqs.source}: a final model trains on every item; nothing is held out to"
+                " evaluate (predict --split next works)"
+            )
         return self.flat[self.train_end + (0 if split == "valid" else 1)]
 
     def history_end(self, split: Split) -> Tensor:
