@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import torch
+
 from .checkpoint import load_model
 from .config import Config
 from .data.catalog import DatasetNotFound, catalog_table
@@ -106,6 +108,21 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     histories = read_histories(args.histories)
     for top in rec.recommend(histories, args.k, exclude, args.on_unknown):
         print(json.dumps({"items": [{"item": i, "score": round(v, 6)} for i, v in top]}))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    try:
+        import uvicorn
+
+        from .serve import load_app
+    except ImportError as err:
+        raise SystemExit(
+            f"s4rec serve needs the serve extra: pip install -e '.[serve]' ({err})"
+        ) from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    app = load_app(args.checkpoint, args.device)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -259,6 +276,14 @@ def parser() -> argparse.ArgumentParser:
                    help="an id not in the model's catalogue: an error, or dropped")  # fmt: skip
     add_use_flags(r)
     r.set_defaults(func=cmd_recommend)
+
+    v = sub.add_parser("serve", help="serve a checkpoint over HTTP (pip install -e '.[serve]')")
+    v.add_argument("checkpoint")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    v.add_argument("--device", default="cpu", help=DEVICES)
+    v.set_defaults(func=cmd_serve)
 
     for name, func, text in [
         ("analyze", cmd_analyze, "per-group metrics, clusters, head rates, t-SNE of finished runs"),
