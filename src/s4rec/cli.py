@@ -125,6 +125,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    try:
+        from .export import export_onnx
+    except ImportError as err:
+        raise SystemExit(
+            f"s4rec export needs the export extra: pip install -e '.[export]' ({err})"
+        ) from None
+    parity = export_onnx(args.checkpoint, args.out, args.k)
+    print(f"wrote {args.out}: top-{parity['k']} of {parity['items']} items; parity with the model"
+          f" checked (largest score difference {parity['max_score_difference']:.1e})")  # fmt: skip
+
+
 def cmd_analyze(args: argparse.Namespace) -> None:
     from .report import analyze_runs, md_table, tables
 
@@ -284,6 +296,13 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     v.add_argument("--device", default="cpu", help=DEVICES)
     v.set_defaults(func=cmd_serve)
+
+    x = sub.add_parser("export", help="a checkpoint as an ONNX graph (pip install -e '.[export]')")
+    x.add_argument("checkpoint")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--k", "-k", type=int, default=100, help="items the graph returns per history")
+    x.add_argument("--out", required=True)
+    x.set_defaults(func=cmd_export)
 
     for name, func, text in [
         ("analyze", cmd_analyze, "per-group metrics, clusters, head rates, t-SNE of finished runs"),

@@ -155,9 +155,10 @@ class SASRec(SequenceEncoder):
         # query i sees key j if j is an item (and j <= i when causal); padding queries see
         # themselves (avoids NaN), or every position: the ICLRec code's additive mask shifts
         # all of a padding query's logits by the same -10000, which softmax ignores
-        allowed = valid[:, None, :] | torch.eye(W, dtype=torch.bool, device=items.device)
+        cols = torch.arange(W, device=items.device)
+        allowed = valid[:, None, :] | (cols[:, None] == cols)  # (B, W, W)
         if self.causal:
-            allowed = allowed & torch.ones(W, W, dtype=torch.bool, device=items.device).tril()
+            allowed = allowed & (cols[:, None] >= cols)
         if self.reads_padding:
             allowed = allowed | ~valid[:, :, None]
         allowed = allowed[:, None]  # (B, 1, W, W)

@@ -1,0 +1,94 @@
+"""A trained model as an ONNX graph that runs without PyTorch (``pip install -e ".[export]"``).
+
+The graph takes left-padded histories (B, H) of internal item ids (0 = padding; the model
+reads the last ``max_len``) and returns the top-k scores and item ids per history, with
+padding, the mask token and (under the run's protocol) the history itself excluded, as
+``Recommender`` ranks. Every export ends with a parity check against the eager model.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .files import atomic_file
+from .inference import Recommender
+
+PARITY_TOLERANCE = 1e-4
+
+
+class TopK(nn.Module):
+    """history (B, H) -> scores (B, k), items (B, k): the ranking ``Recommender`` computes."""
+
+    def __init__(self, rec: Recommender, k: int, exclude_seen: bool) -> None:
+        super().__init__()
+        self.model, self.k, self.exclude_seen = rec.model, k, exclude_seen
+        blocked = torch.zeros(rec.model.item_emb.num_embeddings, dtype=torch.bool)
+        blocked[0] = blocked[-1] = True  # padding, mask token
+        self.register_buffer("blocked", blocked)
+
+    def forward(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.model(history[:, -self.model.max_len :], last_only=True)[:, -1]  # (B, d)
+        scores = (z @ self.model.item_emb.weight.T).masked_fill(self.blocked, float("-inf"))
+        if self.exclude_seen:
+            scores = scores.scatter(1, history, float("-inf"))
+        return torch.topk(scores, self.k, dim=1)
+
+
+def sample_histories(n_items: int, max_len: int, seed: int = 0) -> list[Tensor]:
+    """Left-padded batches of random histories, shorter and longer than ``max_len``."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for batch, width in ((1, 1), (4, max_len // 2 + 1), (7, max_len), (3, max_len + 9)):
+        h = torch.randint(1, n_items + 1, (batch, width), generator=g)
+        h[0, : width // 2] = 0  # one row shorter than the batch
+        batches.append(h)
+    return batches
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 100) -> dict[str, float]:
+    """Write ``checkpoint``'s model as ONNX to ``out`` (atomically) and check it against the
+    eager model; returns the parity measured. A model the exporter cannot express, or one
+    whose graph disagrees, is a ValueError and leaves no file."""
+    import onnxruntime as ort  # the export extra
+
+    rec = Recommender.load(checkpoint)
+    n_items, max_len = len(rec.item_ids), rec.model.max_len
+    graph = TopK(rec, min(k, n_items), rec.cfg.eval.exclude_history).eval()
+    example = sample_histories(n_items, max_len)[1]
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape-dependent Python branches
+            torch.onnx.export(
+                graph, (example,), buffer, input_names=["history"], output_names=["scores", "items"],
+                dynamic_axes={"history": {0: "batch", 1: "length"}}, dynamo=False,
+            )  # fmt: skip
+        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    except Exception as err:  # the exporter's or runtime's message says what it cannot express
+        raise ValueError(
+            f"{checkpoint}: a {rec.cfg.model.encoder} model cannot be exported to ONNX"
+            f" ({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+        ) from None
+    worst = 0.0
+    for history in sample_histories(n_items, max_len, seed=1):
+        scores, items = session.run(None, {"history": history.numpy()})
+        with torch.no_grad():
+            want_scores, want_items = (t.numpy() for t in graph(history))
+        finite = np.isfinite(want_scores)
+        same = np.array_equal(items[finite], want_items[finite])
+        gap = float(np.abs(scores[finite] - want_scores[finite]).max(initial=0.0))
+        worst = max(worst, gap)
+        if not same or gap > PARITY_TOLERANCE:
+            raise ValueError(
+                f"{checkpoint}: the ONNX graph disagrees with the model (same top-k: {same},"
+                f" largest score difference {gap:.2e}); not written"
+            )
+    with atomic_file(out, "wb") as f:
+        f.write(buffer.getvalue())
+    return {"max_score_difference": worst, "k": graph.k, "items": n_items}
