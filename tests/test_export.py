@@ -56,3 +56,36 @@ def test_export_command(tmp_path: Path, capsys) -> None:
     run("export", str(ckpt), "--format", "onnx", "-k", "5", "--out", str(tmp_path / "s.onnx"))
     assert "parity with the model checked" in capsys.readouterr().out
     assert (tmp_path / "s.onnx").stat().st_size > 0
+
+
+def test_serving_the_onnx_file_answers_as_the_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from s4rec.serve import load_app
+
+    ckpt = trained(tmp_path, "sasrec")
+    export_onnx(ckpt, tmp_path / "m.onnx", k=8)
+    eager = TestClient(load_app(str(ckpt)))
+    graph = TestClient(load_app(str(tmp_path / "m.onnx"), onnx=True))
+    rec = Recommender.load(ckpt)
+    for body in ({"history": rec.item_ids[:4], "k": 8}, {"history": [], "k": 3},
+                 {"history": rec.item_ids[20:60], "k": 1}):  # fmt: skip
+        a, b = (
+            eager.post("/recommend", json=body).json(),
+            graph.post("/recommend", json=body).json(),
+        )
+        assert [x["item"] for x in a["items"]] == [x["item"] for x in b["items"]]
+        assert np.allclose(
+            [x["score"] for x in a["items"]], [x["score"] for x in b["items"]], atol=1e-4
+        )
+    assert graph.get("/model").json()["runtime"] == "onnxruntime"
+    too_many = graph.post("/recommend", json={"history": rec.item_ids[:2], "k": 9})
+    assert too_many.status_code == 422 and "top 8" in too_many.json()["detail"]
+    with pytest.raises(ValueError, match="not an s4rec export"):
+        import onnx
+
+        plain = onnx.load(str(tmp_path / "m.onnx"))
+        del plain.metadata_props[:]
+        onnx.save(plain, str(tmp_path / "plain.onnx"))
+        Recommender.from_onnx(tmp_path / "plain.onnx")

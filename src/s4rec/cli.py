@@ -121,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         ) from None
     if args.threads:
         torch.set_num_threads(args.threads)
-    app = load_app(args.checkpoint, args.device)
+    app = load_app(args.checkpoint, args.device, args.onnx)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
@@ -295,6 +295,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     v.add_argument("--device", default="cpu", help=DEVICES)
+    v.add_argument("--onnx", action="store_true",
+                   help="CHECKPOINT is an s4rec export, ranked by onnxruntime")  # fmt: skip
     v.set_defaults(func=cmd_serve)
 
     x = sub.add_parser("export", help="a checkpoint as an ONNX graph (pip install -e '.[export]')")

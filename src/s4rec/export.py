@@ -3,12 +3,14 @@
 The graph takes left-padded histories (B, H) of internal item ids (0 = padding; the model
 reads the last ``max_len``) and returns the top-k scores and item ids per history, with
 padding, the mask token and (under the run's protocol) the history itself excluded, as
-``Recommender`` ranks. Every export ends with a parity check against the eager model.
+``Recommender`` ranks. Every export ends with a parity check against the eager model. The file carries what serving needs besides the graph (``s4rec.*`` metadata:
+the raw item ids, training counts, k and the protocol), for ``Recommender.from_onnx``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -55,7 +57,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 100) -> dict[s
     """Write ``checkpoint``'s model as ONNX to ``out`` (atomically) and check it against the
     eager model; returns the parity measured. A model the exporter cannot express, or one
     whose graph disagrees, is a ValueError and leaves no file."""
-    import onnxruntime as ort  # the export extra
+    import onnx  # the export extra
+    import onnxruntime as ort
 
     rec = Recommender.load(checkpoint)
     n_items, max_len = len(rec.item_ids), rec.model.max_len
@@ -89,6 +92,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 100) -> dict[s
                 f"{checkpoint}: the ONNX graph disagrees with the model (same top-k: {same},"
                 f" largest score difference {gap:.2e}); not written"
             )
+    proto = onnx.load_from_string(buffer.getvalue())
+    cfg = rec.cfg
+    about = {"method": cfg.method, "dataset": cfg.data.dataset, "items": n_items,
+             "max_len": max_len, "final": cfg.train.final, "k": graph.k,
+             "exclude_seen": graph.exclude_seen}  # fmt: skip
+    counts = [] if rec.item_counts is None else rec.item_counts.tolist()
+    onnx.helper.set_model_props(proto, {"s4rec.about": json.dumps(about),
+                                        "s4rec.item_ids": json.dumps(rec.item_ids),
+                                        "s4rec.item_counts": json.dumps(counts)})  # fmt: skip
     with atomic_file(out, "wb") as f:
-        f.write(buffer.getvalue())
+        f.write(proto.SerializeToString())
     return {"max_score_difference": worst, "k": graph.k, "items": n_items}

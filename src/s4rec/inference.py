@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -94,14 +94,18 @@ class Recommender:
     """
 
     def __init__(
-        self, model: SequenceEncoder, item_ids: list[str], cfg: Config | None = None,
-        item_counts: Tensor | None = None, batch: int = 1024,
+        self, model: SequenceEncoder | None, item_ids: list[str], cfg: Config | None = None,
+        item_counts: Tensor | None = None, batch: int = 1024, onnx: Any = None,
+        about: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        self.model, self.item_ids, self.batch = model.eval(), list(item_ids), batch
+        self.model, self.item_ids, self.batch = model, list(item_ids), batch
         self.cfg = cfg or Config()  # the run's configuration (its eval.* protocol)
         self.index = {raw: i + 1 for i, raw in enumerate(self.item_ids)}
         self.item_counts = item_counts  # (n_items + 2,) training counts; None in old checkpoints
-        self.device = model.item_emb.weight.device
+        self.onnx, self.about = onnx, about or {}  # an onnxruntime session ranks instead
+        self.device = torch.device("cpu") if model is None else model.item_emb.weight.device
+        if model is not None:
+            model.eval()
 
     @classmethod
     def load(
@@ -112,6 +116,21 @@ class Recommender:
         state = load_state(path)
         cfg, model, item_ids = model_from_state(state, str(path), sets, device)
         return cls(model, item_ids, cfg, state.get("item_counts"), batch)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, batch: int = 1024) -> Recommender:
+        """A recommender that ranks with an exported ONNX graph (``s4rec export``) through
+        onnxruntime, without the checkpoint: its k and protocol are the export's."""
+        import onnxruntime as ort  # the export extra
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        if "s4rec.item_ids" not in meta:
+            raise ValueError(f"{path}: not an s4rec export (no s4rec.* metadata)")
+        counts = json.loads(meta["s4rec.item_counts"])
+        return cls(None, json.loads(meta["s4rec.item_ids"]), None,
+                   torch.tensor(counts) if counts else None, batch, session,
+                   json.loads(meta["s4rec.about"]))  # fmt: skip
 
     def ids(self, history: Sequence[str], on_unknown: str = "error") -> list[int]:
         """Internal ids of a raw-id history; unknown ids are an error listing them, or are
@@ -159,6 +178,8 @@ class Recommender:
         seen = torch.zeros(len(histories), width, dtype=torch.long)
         for row, h in enumerate(histories):
             seen[row, width - len(h) :] = torch.tensor(h)
+        if self.onnx is not None:
+            return self._onnx_top_k(seen, k, exclude_seen)
         seen = seen.to(self.device)
         items = seen[:, -self.model.max_len :]  # the most recent max_len items
         items = items[:, items.shape[1] - int((items != 0).sum(1).max()) :]
@@ -168,6 +189,17 @@ class Recommender:
         scores = exclude_(scores, 0, excluded, (0, len(self.item_ids) + 1))  # padding, mask token
         vals, idx = scores.topk(min(k, len(self.item_ids)), dim=1)
         return [self._named(i, v) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
+
+    def _onnx_top_k(
+        self, seen: Tensor, k: int, exclude_seen: bool
+    ) -> list[list[tuple[str, float]]]:
+        if k > self.about["k"] or exclude_seen != self.about["exclude_seen"]:
+            raise ValueError(
+                f"this ONNX graph returns the top {self.about['k']} with exclude_seen="
+                f"{self.about['exclude_seen']}: asked for k={k}, exclude_seen={exclude_seen}"
+            )
+        vals, idx = self.onnx.run(None, {"history": seen.numpy()})
+        return [self._named(i[:k], v[:k]) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
 
     def _popular(self, k: int) -> list[tuple[str, float]]:
         if self.item_counts is None:

@@ -116,10 +116,15 @@ def create_app(rec: Recommender, about: dict[str, Any]) -> FastAPI:
     return app
 
 
-def load_app(checkpoint: str, device: str = "cpu") -> FastAPI:
-    """``create_app`` for a checkpoint, read once without running code."""
-    rec = Recommender.load(checkpoint, device)
+def load_app(path: str, device: str = "cpu", onnx: bool = False) -> FastAPI:
+    """``create_app`` for a checkpoint, read once without running code, or (``onnx``) for an
+    ``s4rec export`` file ranked by onnxruntime."""
+    if onnx:
+        rec = Recommender.from_onnx(path)
+        return create_app(rec, {**rec.about, "s4rec": __version__, "runtime": "onnxruntime"})
+    rec = Recommender.load(path, device)
     cfg = rec.cfg
     about = {"method": cfg.method, "dataset": cfg.data.dataset, "items": len(rec.item_ids),
-             "max_len": cfg.data.max_len, "final": cfg.train.final, "s4rec": __version__}  # fmt: skip
+             "max_len": cfg.data.max_len, "final": cfg.train.final, "s4rec": __version__,
+             "runtime": "torch"}  # fmt: skip
     return create_app(rec, about)
