@@ -253,6 +253,24 @@ def ddp_table(results: list[dict]) -> list[str]:
     return [*lines, "", *notes]
 
 
+def serve_table(results: list[dict]) -> list[str]:
+    """Latency and throughput of ``s4rec serve`` per runtime, and the hostile-request phase."""
+    lines = ["| runtime | model alone ms | /recommend req/s | p50 ms | p99 ms | batch-64 histories/s"
+             " | hostile: all 4xx, alive | RSS growth MiB |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for runtime, ph in r["phases"].items():
+            one, fz = ph["recommend"], ph["fuzz"]
+            lines.append(f"| {runtime} | {r['model_latency_ms'][runtime]:.2f} | {one['requests_per_s']:.0f}"
+                         f" | {one['p50_ms']:.1f} | {one['p99_ms']:.1f}"
+                         f" | {ph['recommend_batch_64']['histories_per_s']:.0f}"
+                         f" | {fz['all_4xx'] and fz['alive']} ({fz['requests']})"
+                         f" | {ph['rss_mib_growth_fuzz']:.1f} |")  # fmt: skip
+    notes = [f"{r['dataset']}, {r['clients']} clients, server on {r['server_threads']} thread,"
+             f" load generator on the same machine; {r['machine']}; `benchmarks/serve_load.py`."
+             for r in results]  # fmt: skip
+    return [*lines, "", *notes]
+
+
 def render() -> str:
     kinds: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(RESULTS.glob("*.json")):
@@ -281,6 +299,8 @@ def render() -> str:
     if kinds["ddp_scaling"]:
         body += ["", "### One process against two (torchrun, gloo, CPU)", "",
                  *ddp_table(kinds["ddp_scaling"])]  # fmt: skip
+    if kinds["serve_load"]:
+        body += ["", "### Serving (HTTP, one core)", "", *serve_table(kinds["serve_load"])]
     if kinds["repeats"]:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["clustering_cost"]:
