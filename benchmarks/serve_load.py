@@ -6,7 +6,8 @@
 Starts ``s4rec serve`` (one torch thread) on a free 127.0.0.1 port, once on the checkpoint and
 once on its ONNX export (``--onnx``). Each phase sends at most ``--requests`` requests from
 ``--clients`` concurrent keep-alive connections and stops after ``--seconds`` whichever comes
-first: ``/recommend`` with one history, then ``/recommend/batch`` with 64. It records p50 /
+first: ``/recommend`` with one history as fast as answers come, then paced to ``--rate``
+requests/s, then ``/recommend/batch`` with 64. It records p50 /
 p95 / p99 latency, requests and histories per second, and the server's RSS before and after.
 Before that, the model alone: the median time of one single-history ``recommend`` call on
 one thread, eager against the ONNX graph. Then 1,000 malformed or hostile requests (bad JSON, huge k, unknown ids, deep nesting,
@@ -83,17 +84,21 @@ class Server:
 
 
 def load(server: Server, path: str, bodies: list[bytes], clients: int, requests: int,
-         seconds: float) -> dict[str, float]:  # fmt: skip
+         seconds: float, rate: float = 0.0) -> dict[str, float]:  # fmt: skip
     """Latency percentiles (ms) and throughput of ``requests`` requests at most, from
-    ``clients`` threads, stopping after ``seconds``."""
+    ``clients`` threads, stopping after ``seconds``; as fast as answers come, or paced to
+    ``rate`` requests per second in all."""
     latencies: list[float] = []
     errors = [0]
     lock, left = threading.Lock(), [requests]
     stop_at = time.monotonic() + seconds
 
     def client() -> None:
-        conn = server.connect()
+        conn, sent, began = server.connect(), 0, time.monotonic()
         while time.monotonic() < stop_at:
+            if rate:  # this client's share of the rate, on a fixed schedule
+                time.sleep(max(0.0, began + sent * clients / rate - time.monotonic()))
+                sent += 1
             with lock:
                 if left[0] == 0:
                     return
@@ -161,6 +166,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--fuzz", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=200.0, help="requests/s of the paced phase")
     p.add_argument("--name", default="serve-load")
     args = p.parse_args()
     start, code = time.perf_counter(), commit()
@@ -198,13 +204,16 @@ def main() -> None:
             try:
                 before = rss_mib(server.proc.pid)
                 one = load(server, "/recommend", single, args.clients, args.requests, args.seconds)
+                paced = load(server, "/recommend", single, args.clients, args.requests,
+                             args.seconds, args.rate)  # fmt: skip
                 many = load(server, "/recommend/batch", batches, args.clients,
                             max(args.requests // 20, 50), args.seconds)  # fmt: skip
                 many["histories_per_s"] = round(many["requests_per_s"] * 64, 1)
                 after_load = rss_mib(server.proc.pid)
                 hostile_result = fuzz(server, rec.item_ids[0], args.fuzz)
                 phases[runtime] = {
-                    "recommend": one, "recommend_batch_64": many, "rss_mib_before": round(before, 1),
+                    "recommend": one, f"recommend_at_{args.rate:g}_per_s": paced,
+                    "recommend_batch_64": many, "rss_mib_before": round(before, 1),
                     "rss_mib_after_load": round(after_load, 1), "fuzz": hostile_result,
                     "rss_mib_growth_fuzz": round(rss_mib(server.proc.pid) - after_load, 1),
                 }  # fmt: skip
@@ -212,7 +221,7 @@ def main() -> None:
             finally:
                 server.stop()
     result = {"benchmark": "serve_load", "dataset": args.dataset, "clients": args.clients,
-              "server_threads": 1, "model_latency_ms": model_ms,
+              "server_threads": 1, "rate": args.rate, "model_latency_ms": model_ms,
               "onnx_over_torch": round(model_ms["onnxruntime"] / model_ms["torch"], 3),
               "phases": phases,
               **provenance(time.perf_counter() - start, code)}  # fmt: skip

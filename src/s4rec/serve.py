@@ -104,12 +104,14 @@ def create_app(rec: Recommender, about: dict[str, Any]) -> FastAPI:
     def model() -> dict[str, Any]:
         return about
 
+    # async: scored on the event loop, with no hop to a worker thread; one request's model
+    # work runs at a time, which is what a server on one torch thread does anyway
     @app.post("/recommend")
-    def recommend(req: RecommendRequest) -> dict[str, Any]:
+    async def recommend(req: RecommendRequest) -> dict[str, Any]:
         return {"items": answer([req.history], req.k, req.exclude_seen)[0]}
 
     @app.post("/recommend/batch")
-    def recommend_batch(req: BatchRequest) -> dict[str, Any]:
+    async def recommend_batch(req: BatchRequest) -> dict[str, Any]:
         tops = answer(req.histories, req.k, req.exclude_seen)
         return {"results": [{"items": top} for top in tops]}
 
