@@ -22,7 +22,7 @@ def trained(tmp_path: Path, method: str) -> Path:
     return tmp_path / method / "best.pt"
 
 
-@pytest.mark.parametrize("method", ["sasrec", "s4rec", "bert4rec"])
+@pytest.mark.parametrize("method", ["sasrec", "s4rec", "bert4rec", "gru4rec"])
 def test_the_graph_ranks_as_the_recommender(tmp_path: Path, method: str) -> None:
     ckpt = trained(tmp_path, method)
     parity = export_onnx(ckpt, tmp_path / "m.onnx", k=7)

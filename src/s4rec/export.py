@@ -83,6 +83,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 100) -> dict[s
         scores, items = session.run(None, {"history": history.numpy()})
         with torch.no_grad():
             want_scores, want_items = (t.numpy() for t in graph(history))
+        if scores.shape != want_scores.shape:  # e.g. a batch size frozen into the graph
+            raise ValueError(
+                f"{checkpoint}: the ONNX graph of a {rec.cfg.model.encoder} model returns shape"
+                f" {scores.shape} where the model returns {want_scores.shape}; not written"
+            )
         finite = np.isfinite(want_scores)
         same = np.array_equal(items[finite], want_items[finite])
         gap = float(np.abs(scores[finite] - want_scores[finite]).max(initial=0.0))

@@ -106,6 +106,10 @@ class Trainer:
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.objective.to(self.device)  # the encoder too: it is part of the objective
+        if cfg.train.epochs > 0 and not any(p.requires_grad for p in self.objective.parameters()):
+            raise ValueError(
+                f"method {cfg.method} has nothing to train: set train.epochs=0 (its default)"
+            )
         # DDP under torchrun
         self.step_module = wrap_for_training(
             self.objective, self.device, self.objective.may_skip_parameters
