@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from s4rec.files import write_text_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -66,6 +68,5 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")  # makes the folder too
     return path
