@@ -19,27 +19,21 @@ import torch
 from torch import Tensor, nn
 
 from .files import atomic_file
-from .inference import Recommender
+from .inference import Recommender, special_items, top_k_after
 
 PARITY_TOLERANCE = 1e-4
 
 
 class TopK(nn.Module):
-    """history (B, H) -> scores (B, k), items (B, k): the ranking ``Recommender`` computes."""
+    """history (B, H) -> scores (B, k), items (B, k): ``top_k_after``, as a module to trace."""
 
     def __init__(self, rec: Recommender, k: int, exclude_seen: bool) -> None:
         super().__init__()
         self.model, self.k, self.exclude_seen = rec.model, k, exclude_seen
-        blocked = torch.zeros(rec.model.item_emb.num_embeddings, dtype=torch.bool)
-        blocked[0] = blocked[-1] = True  # padding, mask token
-        self.register_buffer("blocked", blocked)
+        self.register_buffer("blocked", special_items(len(rec.item_ids)))
 
     def forward(self, history: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.model(history[:, -self.model.max_len :], last_only=True)[:, -1]  # (B, d)
-        scores = (z @ self.model.item_emb.weight.T).masked_fill(self.blocked, float("-inf"))
-        if self.exclude_seen:
-            scores = scores.scatter(1, history, float("-inf"))
-        return torch.topk(scores, self.k, dim=1)
+        return top_k_after(self.model, history, self.k, self.exclude_seen, self.blocked)
 
 
 def sample_histories(n_items: int, max_len: int, seed: int = 0) -> list[Tensor]:

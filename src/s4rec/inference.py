@@ -13,7 +13,7 @@ from torch import Tensor
 from .checkpoint import load_state, model_from_state
 from .config import Config
 from .data.dataset import LeaveOneOut, Split
-from .evaluate import Ranker, exclude_
+from .evaluate import Ranker
 from .files import atomic_file
 from .model import SequenceEncoder
 
@@ -58,6 +58,27 @@ def write_predictions(
             else:
                 row = {"user": user, "items": [i for i, _ in top], "scores": [v for _, v in top]}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def special_items(n_items: int, device: torch.device | str = "cpu") -> Tensor:
+    """(n_items + 2,) bool: the ids never recommended, padding (0) and the mask token."""
+    blocked = torch.zeros(n_items + 2, dtype=torch.bool, device=device)
+    blocked[0] = blocked[-1] = True
+    return blocked
+
+
+def top_k_after(
+    model: SequenceEncoder, history: Tensor, k: int, exclude_seen: bool, blocked: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Scores and internal ids (B, k) of the best items after left-padded histories (B, H)
+    of internal ids, best first: the model reads the last ``max_len`` items, ``blocked``
+    items and (``exclude_seen``) each history's own are never shown, as the Ranker ranks.
+    Plain tensor operations, so the ONNX export traces this same function."""
+    z = model(history[:, -model.max_len :], last_only=True)[:, -1]  # (B, d)
+    scores = (z @ model.item_emb.weight.T).masked_fill(blocked, float("-inf"))
+    if exclude_seen:
+        scores = scores.scatter(1, history, float("-inf"))
+    return torch.topk(scores, min(k, len(blocked) - 2), dim=1)
 
 
 def read_histories(path: str | Path) -> list[list[str]]:
@@ -180,14 +201,8 @@ class Recommender:
             seen[row, width - len(h) :] = torch.tensor(h)
         if self.onnx is not None:
             return self._onnx_top_k(seen, k, exclude_seen)
-        seen = seen.to(self.device)
-        items = seen[:, -self.model.max_len :]  # the most recent max_len items
-        items = items[:, items.shape[1] - int((items != 0).sum(1).max()) :]
-        z = self.model(items, last_only=True)[:, -1]  # (b, d)
-        scores = z @ self.model.item_emb.weight.T  # (b, n_items + 2), as the Ranker scores
-        excluded = seen if exclude_seen else seen[:, :0]
-        scores = exclude_(scores, 0, excluded, (0, len(self.item_ids) + 1))  # padding, mask token
-        vals, idx = scores.topk(min(k, len(self.item_ids)), dim=1)
+        blocked = special_items(len(self.item_ids), self.device)
+        vals, idx = top_k_after(self.model, seen.to(self.device), k, exclude_seen, blocked)
         return [self._named(i, v) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
 
     def _onnx_top_k(

@@ -323,7 +323,9 @@ class Trainer:
         A final model (``train.final``) is the last epoch's and has nothing held out to evaluate.
         """
         if self.cfg.train.final:
-            return self._finish_final()
+            if self.main and not (self.out / "best.pt").exists():  # epochs=0
+                self._save_best({})
+            return self._write_results({"final": True})
         if not (self.out / "best.pt").exists():
             valid = self.evaluate("valid")["all"]
             if self.main:
@@ -332,39 +334,25 @@ class Trainer:
         best = load_state(self.out / "best.pt")
         self.model.load_state_dict(best["model"])
         valid, test = self.evaluate("valid"), self.evaluate("test")
-        results = {
-            "method": self.cfg.method,
-            "dataset": self.cfg.data.dataset,
-            "seed": self.cfg.train.seed,
-            "loss": self.cfg.loss.next_item,
-            "epochs": self.progress.epoch,
+        return self._write_results({
             "best_epoch": self.progress.best_epoch,
-            "train_seconds": round(self.progress.train_seconds, 2),
             "seconds_to_best": round(self.progress.seconds_to_best, 2),
             "valid": valid["all"],
             "test": test["all"],
             "test_by_group": {"head": test["head"], "tail": test["tail"]},
-            "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
             "eval_protocol": protocol(self.cfg, self.data),
-            "device": str(self.device),
-            "precision": self.cfg.train.precision,
-            "world_size": world_size(),
-        }
-        if self.main:
-            write_text_atomic(self.out / "results.json", json.dumps(results, indent=2) + "\n")
-        return results
+        })  # fmt: skip
 
-    def _finish_final(self) -> dict[str, Any]:
-        if self.main and not (self.out / "best.pt").exists():  # epochs=0
-            self._save_best({})
+    def _write_results(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """``results.json``: what was trained, where, and ``outcome`` (written by rank 0)."""
         results = {
             "method": self.cfg.method,
             "dataset": self.cfg.data.dataset,
             "seed": self.cfg.train.seed,
             "loss": self.cfg.loss.next_item,
-            "final": True,
             "epochs": self.progress.epoch,
             "train_seconds": round(self.progress.train_seconds, 2),
+            **outcome,
             "users": {"all": self.data.n_users, "head": int(self.data.is_head.sum())},
             "device": str(self.device),
             "precision": self.cfg.train.precision,
