@@ -6,7 +6,7 @@ For each synthetic dataset size: one S^4Rec training epoch with online prototype
 protocol, 1 layer, as on Beauty), and the two steps that K-means intents add before every
 epoch (sr+csd, iclrec): encoding every user's training sequence, and K-means (K = 256,
 20 Lloyd iterations, k-means++ seeding, fit on at most 256 points per centroid like faiss,
-then every user assigned); each a median of --repeats runs. Writes benchmarks/results/clustering-cost-t<threads>.json.
+then every user assigned); each a median of --repeats runs. Writes benchmarks/results/summaries/clustering-cost-t<threads>.json.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from common import ROOT, commit, provenance, timed, write_result
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
+from s4rec.encoding import training_representations
 from s4rec.kmeans import kmeans
 from s4rec.methods import configure
-from s4rec.objectives import training_representations
 from s4rec.train import Trainer
 
 

@@ -19,6 +19,9 @@ from s4rec.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "runs"  # one training run per file (benchmarks/train_run.py), groups in folders
+SUMMARIES = RESULTS / "summaries"  # one benchmark over many runs or timings per file
+SCHEMA = 1  # version of a result file's layout; bump it when a field changes meaning
 
 
 def commit() -> str:
@@ -66,7 +69,19 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]
     return statistics.median(times), [round(t, 3) for t in times], out
 
 
+def result_path(name: str, result: dict[str, Any]) -> Path:
+    """Where a result named ``name`` lives: a summary (it names its ``benchmark``) under
+    SUMMARIES, a training run under RUNS."""
+    return (SUMMARIES if "benchmark" in result else RUNS) / f"{name}.json"
+
+
+def with_schema(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the schema version as its first field."""
+    return {"schema": SCHEMA, **{k: v for k, v in result.items() if k != "schema"}}
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    path = RESULTS / f"{name}.json"
-    write_text_atomic(path, json.dumps(result, indent=2) + "\n")  # makes the folder too
+    path = result_path(name, result)
+    text = json.dumps(with_schema(result), indent=2) + "\n"
+    write_text_atomic(path, text)  # makes the folder too
     return path

@@ -8,7 +8,7 @@ For each method (``sasrec``, ``s4rec``; paper protocol, ICLRec depth) it runs, i
 bf16. Each run trains ``--epochs`` epochs; the first is dropped as warm-up and the epoch
 time is the median of the others' training + validation seconds from ``metrics.jsonl``.
 ``speedup`` = t(1 process) / t(2 processes). Run on a quiet machine: other work on its
-cores lowers the two-process time most. Writes benchmarks/results/ddp-scaling-DATASET.json.
+cores lowers the two-process time most. Writes benchmarks/results/summaries/ddp-scaling-DATASET.json.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Epoch times of SASRec-BCE, S^4Rec-BCE (paper protocol) and SASRec-CE (every prefix) as in
 benchmarks/cost.py, in each precision the device trains in; the full-ranking evaluation of
 all users; with ``--full``, one ``s4rec`` paper-protocol run to early stopping. Writes
-benchmarks/results/gpu/device-check-NAME.json. ``benchmarks/gpu_check.sh`` runs it with the
+benchmarks/results/summaries/gpu/device-check-NAME.json. ``benchmarks/gpu_check.sh`` runs it with the
 device tests on a GPU machine.
 """
 

@@ -7,7 +7,7 @@ the K runs of ``s4rec_grid.sh table4`` and the loss-weight sweeps of ``sweep.py`
 (``--name alpha|beta1|beta2|lam``), together with the ``s4rec`` runs (the paper's values)
 and ``s4rec-no-gr`` (lambda = 0). Runs join a curve only when everything but the swept
 setting and the seed agrees (``s4rec.report.sweep_points``). Writes the report to
-benchmarks/reports/fig5-DATASET/ and the points to benchmarks/results/fig5-DATASET.json.
+benchmarks/reports/fig5-DATASET/ and the points to benchmarks/results/summaries/fig5-DATASET.json.
 """
 
 from __future__ import annotations

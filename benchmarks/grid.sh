@@ -4,7 +4,7 @@
 # skipped and interrupted ones resume, so rerunning continues the grid. Needs S4REC_DATA.
 # Two lanes fill two cores, e.g.
 #   METHODS="sasrec cl4srec" benchmarks/grid.sh beauty & METHODS="iclrec s4rec" benchmarks/grid.sh beauty &
-# python benchmarks/table.py then writes the mean +- std of every cell into the README.
+# python benchmarks/table.py then writes the mean +- std of every cell into docs/results.md.
 set -u
 cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { sed -n '2,8p' "$0"; exit 2; }

@@ -10,7 +10,7 @@ small model for a fixed number of epochs and records, for every seed:
   nmi_head    NMI(prototype assignment, head/tail label)
   head_spread size-weighted std of the clusters' head rates (0 = uniform; Fig. 3)
   valid       validation NDCG@20 (full ranking)
-Writes benchmarks/results/intent-probe-c<coupling>.json.
+Writes benchmarks/results/summaries/intent-probe-c<coupling>.json.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import time
 import torch
 
 from common import commit, provenance, write_result
-from s4rec.analysis import assign_clusters, head_rate_spread, nmi, training_representations
+from s4rec.analysis import assign_clusters, head_rate_spread, nmi
 from s4rec.config import Config
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
+from s4rec.encoding import training_representations
 from s4rec.methods import apply_method
 from s4rec.train import Trainer
 

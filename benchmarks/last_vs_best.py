@@ -7,7 +7,7 @@ Each run is ``runs/bench/DATASET-METHOD-bce-s1`` of ``benchmarks/train_run.py``;
 also gives the epoch at which validation HR@20 peaked, and, for every dataset of
 ``--count-datasets``, how many users' test (or validation) target repeats an item of the
 history the evaluator excludes (it would be unrankable).
-Writes benchmarks/results/last-vs-best-DATASET.json.
+Writes benchmarks/results/summaries/last-vs-best-DATASET.json.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from common import ROOT, commit, provenance, write_result
 from s4rec.checkpoint import load_model
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.evaluate import evaluate
-from s4rec.train import load_data
+from s4rec.pipeline import load_data
 
 METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
 

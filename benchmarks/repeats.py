@@ -10,7 +10,7 @@ user's last 10 items (``s4rec.data.synthetic.plant_repeats``). ``check`` takes a
 run, evaluates its ``best.pt`` under both protocols (``eval.exclude_history`` true and
 false), recomputes HR/NDCG from the top-20 lists that ``predict`` writes under each, and
 saves both next to what the run's ``results.json`` reported, with provenance, as
-``benchmarks/results/repeats-NAME.json`` (the README table comes from it).
+``benchmarks/results/summaries/repeats-NAME.json`` (the Repeat consumption table of docs/results.md comes from it).
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, commit, provenance, write_result
+from common import SUMMARIES, commit, provenance, write_result
 from s4rec.checkpoint import load_model
 from s4rec.data.catalog import load_sequences
 from s4rec.data.readers import write_sequence_text
 from s4rec.data.synthetic import plant_repeats
 from s4rec.evaluate import evaluate, metrics_from_lists, protocol
 from s4rec.inference import write_predictions
+from s4rec.pipeline import load_data
 from s4rec.runtime import setup_runtime
-from s4rec.train import load_data
 
 
 def make(args: argparse.Namespace) -> None:
@@ -105,7 +105,7 @@ def main() -> None:
     m.set_defaults(func=make)
     c = sub.add_parser("check", help="evaluate against predict's lists, both protocols")
     c.add_argument("run", help="a finished run directory (best.pt, results.json)")
-    c.add_argument("--name", required=True, help=f"saved as {RESULTS.name}/repeats-NAME.json")
+    c.add_argument("--name", required=True, help=f"saved as {SUMMARIES}/repeats-NAME.json")
     c.add_argument("--data-dir")
     c.set_defaults(func=check)
     args = p.parse_args()

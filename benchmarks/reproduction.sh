@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # S^4Rec as the paper wrote it (issue 19): Beauty, paper protocol (configs/paper/beauty.yaml,
-# batch 512), one lane per call, one thread per run. Results go to benchmarks/results/repro/,
+# batch 512), one lane per call, one thread per run. Results go to benchmarks/results/runs/repro/,
 # run directories to $S4REC_RUNS (default ~/.cache/s4rec/runs): finished runs are skipped,
 # interrupted ones resume. Needs S4REC_DATA.
 #   screens: today's s4rec, then each paper-literal switch alone, seed 1

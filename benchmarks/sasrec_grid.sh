@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SASRec results of the README, in two lanes of one thread each (both cores of a 2-core
+# The SASRec results of docs/results.md, in two lanes of one thread each (both cores of a 2-core
 # machine). Finished runs are skipped and interrupted ones resume, so rerunning is safe.
 # Needs the benchmark files: export S4REC_DATA=/path/to/data first. Usage: sasrec_grid.sh [bce|ce]
 set -u

@@ -12,7 +12,7 @@ p95 / p99 latency, requests and histories per second, and the server's RSS befor
 Before that, the model alone: the median time of one single-history ``recommend`` call on
 one thread, eager against the ONNX graph. Then 1,000 malformed or hostile requests (bad JSON, huge k, unknown ids, deep nesting,
 oversized bodies, wrong content types and methods): every answer must be a 4xx, the server
-must stay alive, and its RSS growth is recorded. Writes benchmarks/results/serve-load.json.
+must stay alive, and its RSS growth is recorded. Writes benchmarks/results/summaries/serve-load.json.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
     python benchmarks/sweep.py --name tau --dataset beauty --method s4rec-no-gr \\
         --grid s4rec.tau2=0.1,1 --grid s4rec.tau3=0.1,1 --seeds 1 --jobs 2
 
-Results go to benchmarks/results/sweep-NAME/ (finished runs are skipped, interrupted ones
+Results go to benchmarks/results/runs/sweep-NAME/ (finished runs are skipped, interrupted ones
 resume); the summary ranks settings by mean validation NDCG@20 (never by test) and is
-written to benchmarks/results/sweep-NAME.md. The runs feed the report's Fig. 5 plot:
+written to benchmarks/results/summaries/sweep-NAME.md. The runs feed the report's Fig. 5 plot:
 
     s4rec report runs/bench/sweep-NAME/* --sweep s4rec.alpha --out report-alpha
 """
@@ -21,7 +21,7 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from common import RESULTS, ROOT
+from common import ROOT, RUNS, SUMMARIES
 
 
 def settings(grids: list[str]) -> list[dict[str, str]]:
@@ -69,7 +69,7 @@ def main() -> None:
     if any(codes):
         print(f"{sum(1 for c in codes if c)} of {len(runs)} runs failed", file=sys.stderr)
     by_tag = defaultdict(list)
-    for path in sorted((RESULTS / group).glob("*.json")):
+    for path in sorted((RUNS / group).glob("*.json")):
         r = json.loads(path.read_text())
         by_tag[r["tag"]].append(r)
     rows = sorted(
@@ -82,7 +82,7 @@ def main() -> None:
         valid_hr = statistics.mean(r["valid"]["HR@20"] for r in rs)
         test = statistics.mean(r["test"]["NDCG@20"] for r in rs)
         lines.append(f"| {t} | {len(rs)} | {valid:.4f} | {valid_hr:.4f} | {test:.4f} |")
-    (RESULTS / f"{group}.md").write_text("\n".join(lines) + "\n")
+    (SUMMARIES / f"{group}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,9 +4,9 @@ per-epoch K-means intents (``sr+csd+gr``), split into training, clustering and v
     python benchmarks/table5.py --threads 1
 
 For each dataset (paper-protocol depth) the epochs of both methods are interleaved, each
-timing a median of ``--repeats``; the validation pass is timed alike. The README's Table 5
+timing a median of ``--repeats``; the validation pass is timed alike. The Table 5 table of docs/results.md
 multiplies these clean epoch times by the best epochs of the committed training runs to
-give the time to convergence. Writes benchmarks/results/table5-t<threads>.json.
+give the time to convergence. Writes benchmarks/results/summaries/table5-t<threads>.json.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, commit, provenance, write_result
+from common import ROOT, RUNS, commit, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import configure
 from s4rec.runtime import rank
@@ -74,7 +74,9 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--set", action="append", default=[], help="extra config overrides")
     p.add_argument("--tag", default="", help="suffix for the result name")
-    p.add_argument("--group", default="", help="write the result under benchmarks/results/GROUP/")
+    p.add_argument(
+        "--group", default="", help="write the result under benchmarks/results/runs/GROUP/"
+    )
     p.add_argument("--force", action="store_true")
     p.add_argument("--runs-dir", default=os.environ.get("S4REC_RUNS", "~/.cache/s4rec/runs"),
                    help="where run directories (checkpoints, logs) are kept")  # fmt: skip
@@ -82,7 +84,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     name, cfg = run_config(args)
-    done = RESULTS / f"{name}.json"
+    done = RUNS / f"{name}.json"
     if done.exists() and not args.force:
         saved = Config.from_dict(json.loads(done.read_text())["config"], where=str(done))
         changed = saved.changes(cfg, ignore=FREE)

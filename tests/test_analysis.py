@@ -9,15 +9,9 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from s4rec.analysis import (
-    assign_clusters,
-    head_rate_spread,
-    head_rates,
-    nmi,
-    training_representations,
-)
+from s4rec.analysis import assign_clusters, head_rate_spread, head_rates, nmi
 from s4rec.data.dataset import eval_inputs
-from s4rec.objectives import encode_by_length
+from s4rec.encoding import encode_by_length, training_representations
 from s4rec.train import Trainer
 
 

@@ -16,7 +16,8 @@ from s4rec.data.augment import augment, crop, crop_out, insert, mask, reorder, s
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
 from s4rec.methods import apply_method
-from s4rec.train import Trainer, load_data
+from s4rec.pipeline import load_data
+from s4rec.train import Trainer
 
 MASK_ID = 999
 LENGTHS = list(range(1, 31))  # one row of each length

@@ -11,7 +11,8 @@ from conftest import tiny_config
 from s4rec.data.dataset import left_padded
 from s4rec.methods import apply_method
 from s4rec.objectives import MaskedItemObjective, mask_items
-from s4rec.train import Trainer, load_data
+from s4rec.pipeline import load_data
+from s4rec.train import Trainer
 
 MASK = 99
 
@@ -69,6 +70,7 @@ def test_bert4rec_needs_a_softmax_loss_and_no_s4rec_terms(tmp_path: Path) -> Non
         cfg.override(["loss.mask_prob=0"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "epochs"), [("caser", 15), ("bert4rec", 8)])
 def test_baseline_learns(method: str, epochs: int, tmp_path: Path) -> None:
     """Trained, the model ranks far better than untrained. Popularity is no bar at this

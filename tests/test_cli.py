@@ -50,7 +50,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_train_on_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run("train", "--dataset", "synthetic", "--epochs", "2", "--seed", "7", "--no-progress",
-        "--out", str(tmp_path), *tiny_sets())  # fmt: skip
+        "--json", "--out", str(tmp_path), *tiny_sets())  # fmt: skip
     printed = json.loads(capsys.readouterr().out)
     assert {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "results.json"} <= {
         p.name for p in tmp_path.iterdir()
@@ -88,7 +88,7 @@ def test_pipeline_run_dir(pipeline: dict[str, Path]) -> None:
 def test_evaluate_matches_results(
     pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run("evaluate", str(pipeline["run"] / "best.pt"))
+    run("evaluate", str(pipeline["run"] / "best.pt"), "--json")
     out = json.loads(capsys.readouterr().out)
     results = json.loads((pipeline["run"] / "results.json").read_text())
     assert out["test"]["all"] == results["test"]

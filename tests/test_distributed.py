@@ -30,8 +30,9 @@ from s4rec.losses import SequenceContrastiveLoss, sinkhorn
 from s4rec.methods import apply_method
 from s4rec.model import build_encoder
 from s4rec.objectives import build_objective
+from s4rec.pipeline import load_data
 from s4rec.runtime import CPU_CHUNK_COST, all_reduce_sum, gather_rows
-from s4rec.train import Trainer, load_data
+from s4rec.train import Trainer
 
 TIMEOUT_S = 120
 
@@ -216,14 +217,16 @@ TINY_RUN = ["--dataset", "synthetic", "--no-progress", "--threads", "1",
 def test_torchrun_writes_one_run_that_one_process_reproduces(
     tmp_path: Path, method: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = torchrun("train", "--method", method, "--epochs", "2", "--out", str(tmp_path), *TINY_RUN)
+    done = torchrun(
+        "train", "--method", method, "--epochs", "2", "--json", "--out", str(tmp_path), *TINY_RUN
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count('"epochs"') == 1  # rank 0 alone prints the results
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["world_size"] == 2 and results["epochs"] == 2
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
     capsys.readouterr()
-    run("evaluate", str(tmp_path / "best.pt"), "--device", "cpu")
+    run("evaluate", str(tmp_path / "best.pt"), "--device", "cpu", "--json")
     out = json.loads(capsys.readouterr().out)
     assert out["test"]["all"] == results["test"] and out["valid"]["all"] == results["valid"]
 

@@ -11,9 +11,10 @@ import torch
 from s4rec.config import Config, ModelConfig
 from s4rec.data.dataset import LeaveOneOut, make_batch, training_samples
 from s4rec.data.sequences import Sequences
+from s4rec.encoding import encode
 from s4rec.losses import BCENextItemLoss, BPRNextItemLoss, CENextItemLoss, SampledCENextItemLoss
 from s4rec.model import SASRec
-from s4rec.objectives import NextItemObjective, encode
+from s4rec.objectives import NextItemObjective
 
 
 def sigmoid(x: float) -> float:

@@ -19,7 +19,7 @@ from s4rec.train import FREE
 
 DATASETS = ("beauty", "sports", "toys", "ml-1m")
 TABLE2 = ("pop", "bprmf", "gru4rec", "caser", "sasrec", "bert4rec", "cl4srec", "iclrec", "s4rec")
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = REPO / "benchmarks" / "results" / "runs"
 
 
 @pytest.fixture(scope="module")

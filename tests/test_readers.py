@@ -112,7 +112,7 @@ def test_csv_with_extra_columns(tmp_path):
     inter = read_interactions(path)
     assert inter.users.tolist() == ["u1", "u2"]
     assert inter.items.tolist() == ["b", "a"]
-    assert inter.times.dtype == np.float64 and inter.times.tolist() == [5.0, 3.5]
+    assert inter.times.dtype == np.int64 and inter.times.tolist() == [50, 35]  # tenths, exactly
     assert inter.lines.tolist() == [2, 3]
 
 

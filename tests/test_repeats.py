@@ -177,7 +177,7 @@ def test_evaluate_equals_metrics_of_predicted_lists(
     ckpt, tsv = str(repeat_run["run"] / "best.pt"), repeat_run["root"] / f"top20-{exclude}.tsv"
     protocol = f"eval.exclude_history={exclude}"
     capsys.readouterr()
-    run("evaluate", ckpt, "--set", protocol)
+    run("evaluate", ckpt, "--set", protocol, "--json")
     out = json.loads(capsys.readouterr().out)
     run("predict", ckpt, "--k", "20", "--out", str(tsv), "--set", protocol)
     seqs = read_sequence_text(repeat_run["data"])
@@ -195,7 +195,7 @@ def test_protocols_differ_and_results_record_theirs(
     assert results["eval_protocol"]["exclude_history"] is True
     assert results["eval_protocol"]["repeated_targets_are"] == "misses"
     capsys.readouterr()
-    run("evaluate", ckpt, "--set", "eval.exclude_history=false")
+    run("evaluate", ckpt, "--set", "eval.exclude_history=false", "--json")
     rankable = json.loads(capsys.readouterr().out)["test"]["all"]
     # a trained model scores a re-consumed item high: counting repeats raises the hit rate
     assert rankable["HR@20"] > results["test"]["HR@20"]

@@ -21,8 +21,9 @@ from s4rec.checkpoint import load_model
 from s4rec.evaluate import Ranker, evaluate
 from s4rec.losses import CENextItemLoss, SequenceContrastiveLoss
 from s4rec.methods import apply_method
+from s4rec.pipeline import load_data
 from s4rec.runtime import autocast, check_precision, prefetched, resolve_device
-from s4rec.train import Trainer, load_data
+from s4rec.train import Trainer
 
 DEVICES = [
     "cpu",

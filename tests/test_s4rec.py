@@ -15,16 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from conftest import TINY_BATCH, tiny_config
-from s4rec.analysis import (
-    assign_clusters,
-    head_rate_spread,
-    nmi,
-    training_representations,
-)
+from s4rec.analysis import assign_clusters, head_rate_spread, nmi
 from s4rec.checkpoint import load_state
 from s4rec.config import Config
 from s4rec.data.dataset import Batch, LeaveOneOut
 from s4rec.data.synthetic import make_synthetic
+from s4rec.encoding import encode, encode_views, training_representations
 from s4rec.kmeans import kmeans, nearest
 from s4rec.losses import (
     ClusterLoss,
@@ -40,11 +36,10 @@ from s4rec.objectives import (
     S4RecObjective,
     build_objective,
     cluster_scores,
-    encode,
-    encode_views,
     reversal_scale,
 )
-from s4rec.train import Trainer, load_data
+from s4rec.pipeline import load_data
+from s4rec.train import Trainer
 
 
 def cosine_scores(b: int, k: int, d: int = 16, seed: int = 0) -> Tensor:
@@ -645,6 +640,7 @@ def assignments(trainer: Trainer, prototypes: Tensor) -> np.ndarray:
     return assign_clusters(z, prototypes)
 
 
+@pytest.mark.slow
 def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
     """Prototypes learnt by S^4Rec without GR (Table 3's "w/o GR") align with planted intents.
 
@@ -682,6 +678,7 @@ def test_online_clustering_recovers_planted_intents(tmp_path: Path) -> None:
     assert learned > random_protos + 0.03  # the prototypes, not just the encoder, learnt
 
 
+@pytest.mark.slow
 def test_adversarial_term_evens_out_the_head_rate_across_clusters(tmp_path: Path) -> None:
     """Fig. 3's claim on data where head users gather in some intents (length_coupling 0.5).
 

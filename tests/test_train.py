@@ -16,7 +16,8 @@ from s4rec.data.dataset import LeaveOneOut, eval_inputs
 from s4rec.data.readers import read_sequence_text
 from s4rec.evaluate import KS, Ranker
 from s4rec.methods import METHODS, apply_method
-from s4rec.train import Trainer, load_data
+from s4rec.pipeline import load_data
+from s4rec.train import Trainer
 
 METRIC_KEYS = {f"{m}@{k}" for m in ("HR", "NDCG") for k in KS} | {"MRR"}
 TIMING = ("train_seconds", "eval_seconds", "cluster_seconds", "data_seconds")

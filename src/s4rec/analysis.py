@@ -15,7 +15,6 @@ from torch import Tensor
 
 from .data.dataset import LeaveOneOut
 from .evaluate import metrics_from_ranks
-from .objectives import training_representations
 
 __all__ = [
     "LENGTH_BUCKETS",
@@ -28,7 +27,6 @@ __all__ = [
     "head_rates",
     "length_groups",
     "nmi",
-    "training_representations",
 ]
 
 # (lowest, highest) number of interactions of a user, highest None = no bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,21 @@ def load_state(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable s4rec checkpoint ({err})") from err
+        raise ValueError(f"{path}: not a readable s4rec checkpoint ({_why(err)})") from None
     if not isinstance(state, dict) or state.get("format") != "s4rec/1":
         raise ValueError(f"{path}: not an s4rec checkpoint (missing format tag 's4rec/1')")
     return state
+
+
+def _why(err: Exception) -> str:
+    """torch's reason in one line, without its advice to load with ``weights_only=False``."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds a Python object{what} that only running code could rebuild"
+    first = text.strip().splitlines()[0] if text.strip() else "empty or cut short"
+    return f"{type(err).__name__}: {first}"
 
 
 def load_model(

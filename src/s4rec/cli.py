@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import shlex
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import load_state, model_from_state
 from .config import Config
-from .data.catalog import DatasetNotFound, catalog_table
+from .data.catalog import catalog_table
 from .data.dataset import LeaveOneOut
 from .data.preprocess import DUPLICATE_POLICIES, prepare
-from .data.readers import FORMATS, DataError
+from .data.readers import FORMATS
 from .evaluate import evaluate, protocol
+from .files import read_json
 from .inference import Recommender, read_histories, write_predictions
 from .methods import METHODS, configure
-from .runtime import DEVICES, rank, setup_runtime
-from .train import Trainer, load_data
+from .model import SequenceEncoder
+from .pipeline import trained_data
+from .runtime import DEVICES, rank
+from .train import Trainer
+
+METRIC_COLUMNS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -57,42 +65,72 @@ def epochs_from(args: argparse.Namespace) -> list[str]:
     path = Path(args.epochs_from) / "results.json"
     if not path.is_file():
         raise ValueError(f"{path}: not found; --epochs-from needs a finished run directory")
-    best = json.loads(path.read_text()).get("best_epoch")
+    results = read_json(path)
+    best = results.get("best_epoch") if isinstance(results, dict) else None
     if not isinstance(best, int) or best < 1:
         raise ValueError(f"{path}: no best_epoch to take (a final model's, or an untrained run's)")
     return [f"train.epochs={best}"]
 
 
-def _data_for(cfg: Config, data_dir: str | None) -> LeaveOneOut:
-    if data_dir is not None:
-        cfg.data.data_dir = data_dir
-    setup_runtime(cfg)
-    return load_data(cfg)
+def metrics_table(rows: dict[str, dict[str, float]]) -> str:
+    """Rows of metrics (``HR@k``, ``NDCG@k``, ``MRR``) as an aligned text table, 4 decimals."""
+    rows = {name: row for name, row in rows.items() if row}
+    columns = [c for c in METRIC_COLUMNS if any(c in row for row in rows.values())]
+    width = max(len(name) for name in rows) if rows else 0
+    lines = [" " * width + "".join(f"{c:>9}" for c in columns)]
+    for name, row in rows.items():
+        lines.append(
+            f"{name:<{width}}" + "".join(f"{row.get(c, float('nan')):>9.4f}" for c in columns)
+        )
+    return "\n".join(lines)
+
+
+def by_group(split: str, groups: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{"test": all, "test head": head, ...}`` of one split's metrics by user group."""
+    return {f"{split} {g}" if g != "all" else split: m for g, m in groups.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        raise ValueError(f"{args.out}: nothing to resume (no last.pt); train without --resume")
     cfg = build_config(args)
-    results = Trainer(cfg, args.out).fit(resume=args.resume)
+    results = Trainer(cfg, args.out).fit(resume=args.resume, overwrite=args.overwrite)
     if rank() > 0:  # under torchrun, rank 0 speaks for the run
         return
     shown = ("method", "dataset", "final", "epochs", "valid", "test")
-    print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
+    if args.json:
+        print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
+    elif results.get("final"):
+        print(f"trained a final model for {results['epochs']} epochs: {args.out}/best.pt")
+    else:
+        groups = {"all": results["test"], **results["test_by_group"]}
+        print(metrics_table({"valid": results["valid"], **by_group("test", groups)}))
+        print(f"best epoch {results['best_epoch']} of {results['epochs']}; run in {args.out}")
+
+
+def _trained(args: argparse.Namespace) -> tuple[Config, SequenceEncoder, LeaveOneOut]:
+    """A checkpoint's configuration (with ``--set``), its model, and the data it was
+    trained on (refused when it is not that data)."""
+    state = load_state(args.checkpoint)
+    cfg, model, _ = model_from_state(state, args.checkpoint, args.set, args.device)
+    return cfg, model, trained_data(state, cfg, args.checkpoint, args.data_dir)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    cfg, model, _ = load_model(args.checkpoint, args.set, args.device)
-    data = _data_for(cfg, args.data_dir)
+    cfg, model, data = _trained(args)
     out = {split: evaluate(model, data, split, cfg) for split in ("valid", "test")}
-    print(json.dumps({"eval_protocol": protocol(cfg, data), **out}, indent=2))
+    if args.json:
+        print(json.dumps({"eval_protocol": protocol(cfg, data), **out}, indent=2))
+        return
+    rows = {name: m for split, groups in out.items() for name, m in by_group(split, groups).items()}
+    print(metrics_table(rows))
+    repeats = "misses" if cfg.eval.exclude_history else "ranked"
+    print(f"ranking all {data.n_items:,} items for {data.n_users:,} users; repeated targets"
+          f" are {repeats} (eval.exclude_history={str(cfg.eval.exclude_history).lower()})")  # fmt: skip
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    cfg, model, item_ids = load_model(args.checkpoint, args.set, args.device)
-    data = _data_for(cfg, args.data_dir)
-    if list(data.seqs.item_ids) != item_ids:
-        raise SystemExit(
-            f"{args.checkpoint}: the dataset's item catalogue differs from the model's"
-        )
+    cfg, model, data = _trained(args)
     write_predictions(model, data, args.split, args.k, args.out, cfg, args.format)
     print(f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}")
 
@@ -119,8 +157,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"s4rec serve needs the serve extra: pip install -e '.[serve]' ({err})"
         ) from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
     app = load_app(args.checkpoint, args.device, args.onnx)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
@@ -207,14 +243,37 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"held-out repeats: {seqs.held_out_repeats_text()}")
 
 
+def at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"{value} is not {bound}")
+        return value
+
+    return parse
+
+
 def add_use_flags(p: argparse.ArgumentParser) -> None:
-    """What a trained model is used under: ``--set eval.KEY=VALUE`` (the protocol) and
-    ``--device`` (any device, whichever one it was trained on)."""
+    """What a trained model is used under: ``--set eval.KEY=VALUE`` (the protocol; runtime
+    settings such as train.eval_batch_users too), ``--device`` (any device, whichever one it
+    was trained on) and ``--threads``."""
     p.add_argument(
         "--set", action="append", default=[], metavar="eval.KEY=VALUE",
-        help="change the run's protocol, e.g. eval.exclude_history=false (repeats rankable)",
+        help="change the run's protocol, e.g. eval.exclude_history=false (repeats rankable),"
+        " or a runtime setting, e.g. train.eval_batch_users=256",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help=f"{DEVICES} (default auto)")
+    p.add_argument("--threads", type=at_least(1), help="torch threads (default: torch's choice)")
+
+
+def add_json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON, not a table")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -236,7 +295,7 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--epochs", type=int, help="maximum number of epochs")
     t.add_argument("--seed", type=int)
-    t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    t.add_argument("--threads", type=at_least(1), help="torch threads (default: torch's choice)")
     t.add_argument("--device", help=f"{DEVICES} (train.device, default auto)")
     t.add_argument("--config", help="YAML or TOML configuration file")
     t.add_argument(
@@ -244,6 +303,9 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in RUN_DIR (otherwise an error)")  # fmt: skip
+    add_json_flag(t)
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--final", action="store_true",
                    help="train on every interaction (nothing held out) for a fixed number of"
@@ -259,11 +321,13 @@ def parser() -> argparse.ArgumentParser:
         e.add_argument("--data-dir")
         add_use_flags(e)
         e.set_defaults(func=func)
+        if name == "evaluate":
+            add_json_flag(e)
         if name == "predict":
             e.add_argument("--split", choices=["valid", "test", "next"], default="test",
                            help="before the validation or test item, or next: after the whole"
                                 " sequence (what to show tomorrow)")  # fmt: skip
-            e.add_argument("--k", "-k", type=int, default=20)
+            e.add_argument("--k", "-k", type=at_least(1), default=20)
             e.add_argument("--format", choices=["tsv", "jsonl"], default="tsv",
                            help="user<TAB>items, or JSON lines {user, items, scores} (any ids)")  # fmt: skip
             e.add_argument("--out", required=True)
@@ -283,7 +347,7 @@ def parser() -> argparse.ArgumentParser:
         help="one history per line: space-separated ids, or a JSON list of ids per line (ids"
         " with spaces); prints one JSON line {items: [{item, score}]} per history",
     )
-    r.add_argument("-k", "--k", type=int, default=10)
+    r.add_argument("-k", "--k", type=at_least(1), default=10)
     r.add_argument("--on-unknown", choices=["error", "skip"], default="error",
                    help="an id not in the model's catalogue: an error, or dropped")  # fmt: skip
     add_use_flags(r)
@@ -292,8 +356,8 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="serve a checkpoint over HTTP (pip install -e '.[serve]')")
     v.add_argument("checkpoint")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    v.add_argument("--port", type=at_least(1, 65535), default=8000)
+    v.add_argument("--threads", type=at_least(1), help="torch threads (default: torch's)")
     v.add_argument("--device", default="cpu", help=DEVICES)
     v.add_argument("--onnx", action="store_true",
                    help="CHECKPOINT is an s4rec export, ranked by onnxruntime")  # fmt: skip
@@ -302,7 +366,8 @@ def parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="a checkpoint as an ONNX graph (pip install -e '.[export]')")
     x.add_argument("checkpoint")
     x.add_argument("--format", choices=["onnx"], default="onnx")
-    x.add_argument("--k", "-k", type=int, default=100, help="items the graph returns per history")
+    x.add_argument("--k", "-k", type=at_least(1), default=100,
+                   help="items the graph returns per history")  # fmt: skip
     x.add_argument("--out", required=True)
     x.set_defaults(func=cmd_export)
 
@@ -313,7 +378,9 @@ def parser() -> argparse.ArgumentParser:
         a = sub.add_parser(name, help=text)
         a.add_argument("runs", nargs="+", metavar="RUN_DIR")
         a.add_argument("--data-dir")
-        a.add_argument("--tsne-points", type=int, default=1000, help="0 skips the t-SNE map")
+        a.add_argument(
+            "--tsne-points", type=at_least(0), default=1000, help="0 skips the t-SNE map"
+        )
         a.add_argument("--force", action="store_true", help="recompute existing analysis.json")
         add_use_flags(a)
         a.set_defaults(func=func)
@@ -356,18 +423,52 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error(err: OSError) -> str:
+    """``FILE: what`` for an error of the operating system, in one line."""
+    what = {
+        errno.EEXIST: "exists and is not a directory",
+        errno.ENOSPC: "no space left on the device",
+    }.get(err.errno or 0, err.strerror or str(err))
+    return f"{err.filename}: {what}" if err.filename is not None else what
+
+
+def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """What to do after Ctrl-C: for ``train``, the command that continues the run."""
+    if args.command != "train":
+        return "interrupted"
+    if not (Path(args.out) / "last.pt").is_file():
+        return "interrupted before an epoch finished; start again with --overwrite"
+    again = [a for a in argv if a != "--overwrite"] + ([] if args.resume else ["--resume"])
+    return f"interrupted; continue with: s4rec {shlex.join(again)}"
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if getattr(args, "threads", None) and args.command != "train":  # train: train.threads
+        torch.set_num_threads(args.threads)
+        if hasattr(args, "set"):  # over the run's own train.threads when its data is loaded
+            args.set.append(f"train.threads={args.threads}")
     try:
         args.func(args)
-    except (DataError, DatasetNotFound, FileNotFoundError, ValueError) as err:
-        print(f"s4rec {args.command}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except KeyboardInterrupt:
+        if rank() == 0:
+            print(f"s4rec {args.command}: {interrupted(args, argv)}", file=sys.stderr)
+        sys.exit(130)
+    except OSError as err:  # not found (DatasetNotFound), permission, disk full, ...
+        fail(args, os_error(err))
+    except ValueError as err:  # bad settings or data (DataError), files that do not parse
+        fail(args, str(err))
+
+
+def fail(args: argparse.Namespace, message: str) -> None:
+    print(f"s4rec {args.command}: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .files import write_text_atomic
+from .files import read_parsed, write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ class ModelConfig:
     pooling: Literal["last", "mean"] = "last"  # sequence representation for auxiliary losses
     # "iclrec": as the CL4SRec/ICLRec code's additive mask makes them, padding positions
     # attend to every position, and "mean"/"flat" pool all max_len positions, padding
-    # included (sasrec only; a study setting, README "Baselines")
+    # included (sasrec only; a study setting, docs/reproduction.md)
     padding: Literal["ignored", "iclrec"] = "ignored"
     window: int = 5  # caser: the last L items each convolution sees
     vertical_filters: int = 4  # caser: n_v, each a weighted sum of the window's L embeddings
@@ -61,10 +62,6 @@ class LossConfig:
     next_item: Literal["bce", "bpr", "ce", "sampled_ce"] = "bce"
     negatives: int = 1  # per position for "bce"/"bpr"; shared per batch for "sampled_ce"
     mask_prob: float = 0.2  # bert4rec's masked-item task: share of training items masked
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.mask_prob <= 1.0:
-            raise ValueError(f"loss.mask_prob must be in (0, 1], got {self.mask_prob}")
 
 
 OPERATORS = ("crop", "mask", "reorder", "insert")
@@ -101,7 +98,7 @@ class S4RecConfig:
     # h(u): the prototype of the Sinkhorn target q (argmax q) or of the model's own soft
     # assignment p (argmax p, Eq. 3; Sec. 4.2 builds on "the clustering assignments p_u")
     assignment: Literal["sinkhorn", "nearest"] = "sinkhorn"
-    tau2: float = 1.0  # contrastive temperature (Eq. 9); chosen on Beauty validation (README)
+    tau2: float = 1.0  # contrastive temperature (Eq. 9); Beauty validation (docs/reproduction.md)
     tau3: float = 1.0  # distillation temperature (Eq. 11); likewise
     similarity: Literal["cosine", "dot"] = "cosine"  # of L_SCL (Eq. 9); "dot": CL4SRec/ICLRec code
     intent_negatives: bool = True  # prototypes as extra negatives in L_SCL (off: CL4SRec's loss)
@@ -180,6 +177,85 @@ class EvalConfig:
     exclude_history: bool = True
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The allowed values of a numeric setting: finite, from ``lo`` to ``hi``, each end
+    closed (included) unless marked open."""
+
+    lo: float
+    hi: float = math.inf
+    open_lo: bool = False
+    open_hi: bool = False
+
+    def admits(self, value: float) -> bool:
+        above = value > self.lo if self.open_lo else value >= self.lo
+        below = value < self.hi if self.open_hi else value <= self.hi
+        return math.isfinite(value) and above and below
+
+    def __str__(self) -> str:
+        lo, hi = (int(x) if float(x).is_integer() else x for x in (self.lo, self.hi))
+        if self.hi == math.inf:
+            return f"{'>' if self.open_lo else '>='} {lo}"
+        left, right = "(" if self.open_lo else "[", ")" if self.open_hi else "]"
+        return f"in {left}{lo}, {hi}{right}"
+
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE = Bound(0), Bound(1), Bound(0, open_lo=True), Bound(0, 1)
+
+# every int and float setting, with the values its use admits (tests check none is missing)
+BOUNDS: dict[str, Bound] = {
+    **dict.fromkeys(["data.max_len", "data.prefix_stride", "data.synthetic_users",
+                     "model.hidden", "model.layers", "model.heads", "model.inner", "model.window",
+                     "model.vertical_filters", "model.horizontal_filters", "loss.negatives",
+                     "s4rec.prototypes", "s4rec.kmeans_restarts", "s4rec.kmeans_sample",
+                     "s4rec.sinkhorn_iters", "train.batch_size", "train.eval_batch_users",
+                     "train.eval_item_chunk",
+                     "train.patience"], AT_LEAST_1),  # patience 0 would train no epoch
+    **dict.fromkeys(["s4rec.alpha", "s4rec.beta1", "s4rec.beta2", "s4rec.lam", "s4rec.icl",
+                     "s4rec.grl_scale", "s4rec.grl_warmup_steps", "s4rec.freeze_prototypes_steps",
+                     "s4rec.kmeans_iters",  # 0: k-means++ seeds only
+                     "train.epochs", "train.weight_decay",
+                     "train.threads"], AT_LEAST_0),  # threads 0: torch's default
+    **dict.fromkeys(["s4rec.tau1", "s4rec.tau2", "s4rec.tau3", "s4rec.sinkhorn_eps",
+                     "train.lr"], POSITIVE),
+    **dict.fromkeys(["data.head_fraction", "augment.crop", "augment.mask", "augment.reorder",
+                     "augment.insert"], SHARE),
+    "data.min_length": Bound(3),  # a training, a validation and a test item
+    "model.dropout": Bound(0, 1, open_hi=True),
+    "model.attn_dropout": Bound(0, 1, open_hi=True),
+    "loss.mask_prob": Bound(0, 1, open_lo=True),  # every row masks at least its last item
+    "train.seed": Bound(0, 2**32 - 1),
+}  # fmt: skip
+
+
+def check_settings(cfg: Config) -> None:
+    """Every setting of ``BOUNDS`` within its bound, and the settings that depend on each
+    other consistent; a ValueError names the first that is not."""
+    flat = dotted(cfg.to_dict())
+    for key, bound in BOUNDS.items():
+        if not bound.admits(flat[key]):
+            what = bound if math.isfinite(flat[key]) else "a finite number"
+            raise ValueError(f"{key}: {flat[key]!r} is not {what}")
+    m, d, ops = cfg.model, cfg.data, cfg.augment.operators
+    if m.encoder in ("sasrec", "bert4rec") and m.hidden % m.heads:
+        raise ValueError(f"model.hidden: {m.hidden} is not divisible by model.heads={m.heads}")
+    if m.encoder == "pop" and cfg.train.epochs > 0:
+        raise ValueError(
+            f"train.epochs: {cfg.train.epochs} is not 0 (model.encoder=pop trains nothing)"
+        )
+    if d.layout == "prefix" and d.prefix_stride > d.max_len:
+        raise ValueError(
+            f"data.prefix_stride: {d.prefix_stride} is not <= data.max_len={d.max_len}"
+        )
+    if not ops or set(ops) - set(OPERATORS):
+        raise ValueError(f"augment.operators: {list(ops)} is not a non-empty subset of {OPERATORS}")
+
+
+# settings that change where and how fast a trained model runs, never what it computes
+RUNTIME = ("train.threads", "train.device", "train.progress", "train.precision",
+           "train.eval_batch_users", "train.eval_item_chunk")  # fmt: skip
+
+
 @dataclass
 class Config:
     method: str = "sasrec"
@@ -196,6 +272,7 @@ class Config:
             raise ValueError(
                 f"augment.mask_token=padding needs model.encoder=sasrec, not {self.model.encoder}"
             )
+        check_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,10 +303,13 @@ class Config:
 
     def for_trained_model(self, assignments: list[str]) -> Config:
         """``override`` limited to what may change once a model is trained: the ``eval.*``
-        protocol (``evaluate``, ``predict``, ``recommend`` and ``analyze`` take these)."""
-        frozen = [a for a in assignments if not a.strip().startswith("eval.")]
+        protocol and the ``RUNTIME`` settings (``evaluate``, ``predict``, ``recommend`` and
+        ``analyze`` take these)."""
+        frozen = [a for a in assignments
+                  if not (a.strip().startswith("eval.") or a.partition("=")[0].strip() in RUNTIME)]  # fmt: skip
         if frozen:
-            raise ValueError(f"--set {frozen[0]!r}: only eval.* settings can change after training")
+            raise ValueError(f"--set {frozen[0]!r}: only eval.* settings can change after"
+                             f" training (and the runtime settings {', '.join(RUNTIME)})")  # fmt: skip
         return self.override(assignments)
 
     def changes(self, other: Config, ignore: tuple[str, ...] = ()) -> list[str]:
@@ -251,14 +331,25 @@ def dotted(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML or (``.toml``) TOML file's top-level mapping; errors name the file."""
     path = Path(path)
-    text = path.read_text()
-    raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    return raw
+    toml = path.suffix == ".toml"
+    try:
+        raw = read_parsed(path, tomllib.loads if toml else yaml.safe_load)
+        if raw is not None and not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    except ValueError:
+        if toml or not _is_toml(path):
+            raise
+        raise ValueError(f"{path}: this is TOML: name the file {path.stem}.toml") from None
+    return raw or {}
+
+
+def _is_toml(path: Path) -> bool:
+    try:
+        return bool(tomllib.loads(path.read_text(encoding="utf-8")))
+    except ValueError:
+        return False
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -287,7 +378,7 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for name, value in raw.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, f"{where}.{name}")
         else:
             kwargs[name] = _coerce(value, hint, f"{where}.{name}")

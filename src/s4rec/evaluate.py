@@ -73,6 +73,18 @@ def exclude_(scores: Tensor, lo: int, history: Tensor, specials: tuple[int, ...]
     return scores
 
 
+UNSET = -1  # a rank or an item id not computed (yet)
+
+
+def all_set(values: Tensor) -> Tensor:
+    """``values``, checked to hold no ``UNSET`` entry: every user was ranked."""
+    unset = values == UNSET
+    missed = int((unset.any(-1) if unset.ndim > 1 else unset).sum())
+    if missed:
+        raise RuntimeError(f"internal error: {missed} of {len(values)} users were not ranked")
+    return values
+
+
 class Ranker:
     """Scores users in chunks of ``user_batch`` against items in chunks of ``item_chunk``.
 
@@ -89,6 +101,8 @@ class Ranker:
         user_batch: int = 1024,
         item_chunk: int = 32768,
     ):
+        if user_batch < 1 or item_chunk < 1:
+            raise ValueError(f"user_batch {user_batch} and item_chunk {item_chunk} must be >= 1")
         self.model, self.data = model, data
         self.exclude_history = exclude_history
         self.user_batch, self.item_chunk = user_batch, item_chunk
@@ -140,7 +154,7 @@ class Ranker:
         was_training = self.model.training
         self.model.eval()
         users = torch.arange(self.data.n_users) if users is None else users
-        ranks = torch.empty(self.data.n_users, dtype=torch.long)
+        ranks = torch.full((self.data.n_users,), UNSET, dtype=torch.long)
         chunks, targets = self._chunks(), self.data.target(split)
         for u, z, history in self._user_batches(split, users):
             target = targets[u].to(self.device)
@@ -156,14 +170,17 @@ class Ranker:
                     here = (target >= lo) & (target < hi)
                     scores = z @ self.model.item_emb.weight[lo:hi].T  # same shapes as pass 2
                     t_score[here] = scores[here].gather(1, (target[here] - lo)[:, None]).squeeze(1)
-                rank = sum(
-                    rank_targets(self._scores(z, with_target, lo, hi), t_score) for lo, hi in chunks
-                )
+                rank = torch.stack(
+                    [
+                        rank_targets(self._scores(z, with_target, lo, hi), t_score)
+                        for lo, hi in chunks
+                    ]
+                ).sum(0)
             ranks[u] = rank.cpu()
         if self.exclude_history:  # never shown: worse than every item that can be
             ranks[self.data.repeated(split)] = self.n_cols
         self.model.train(was_training)
-        return ranks[users]
+        return all_set(ranks[users])
 
     def _gathered_ranks(self, split: Split) -> Tensor:
         """(U,) ranks of all users, computed a share per rank and summed over ranks."""
@@ -177,7 +194,7 @@ class Ranker:
         """(U, k) internal ids of the best-scored non-excluded items per user, best first, and their scores."""
         was_training = self.model.training
         self.model.eval()
-        ids = torch.empty(self.data.n_users, k, dtype=torch.long)
+        ids = torch.full((self.data.n_users, k), UNSET, dtype=torch.long)
         vals = torch.empty(self.data.n_users, k)
         for u, z, history in self._user_batches(split, torch.arange(self.data.n_users)):
             best_v = torch.full((len(u), 0), float("-inf"), device=self.device)
@@ -191,7 +208,7 @@ class Ranker:
                 best_i = torch.cat([best_i, i + lo], 1).gather(1, pos)
             ids[u], vals[u] = best_i.cpu(), best_v.cpu()
         self.model.train(was_training)
-        return ids, vals
+        return all_set(ids), vals
 
 
 def evaluate(

@@ -27,8 +27,12 @@ PARITY_TOLERANCE = 1e-4
 class TopK(nn.Module):
     """history (B, H) -> scores (B, k), items (B, k): ``top_k_after``, as a module to trace."""
 
+    blocked: Tensor
+
     def __init__(self, rec: Recommender, k: int, exclude_seen: bool) -> None:
         super().__init__()
+        if rec.model is None:
+            raise ValueError("a recommender read from ONNX has no model to export")
         self.model, self.k, self.exclude_seen = rec.model, k, exclude_seen
         self.register_buffer("blocked", special_items(len(rec.item_ids)))
 
@@ -55,15 +59,17 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 100) -> dict[s
     import onnxruntime as ort
 
     rec = Recommender.load(checkpoint)
-    n_items, max_len = len(rec.item_ids), rec.model.max_len
+    n_items = len(rec.item_ids)
     graph = TopK(rec, min(k, n_items), rec.cfg.eval.exclude_history).eval()
+    max_len = graph.model.max_len
     example = sample_histories(n_items, max_len)[1]
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on shape-dependent Python branches
-            torch.onnx.export(
-                graph, (example,), buffer, input_names=["history"], output_names=["scores", "items"],
+            torch.onnx.export(  # the TorchScript exporter (dynamo=False) writes to a file object
+                graph, (example,), buffer,  # type: ignore[arg-type]
+                input_names=["history"], output_names=["scores", "items"],
                 dynamic_axes={"history": {0: "batch", 1: "length"}}, dynamo=False,
             )  # fmt: skip
         session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])

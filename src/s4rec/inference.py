@@ -201,6 +201,7 @@ class Recommender:
             seen[row, width - len(h) :] = torch.tensor(h)
         if self.onnx is not None:
             return self._onnx_top_k(seen, k, exclude_seen)
+        assert self.model is not None  # a recommender without an ONNX session has a model
         blocked = special_items(len(self.item_ids), self.device)
         vals, idx = top_k_after(self.model, seen.to(self.device), k, exclude_seen, blocked)
         return [self._named(i, v) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]

@@ -75,23 +75,28 @@ def kmeans(
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k-means needs 1 <= k <= number of points ({n}), got k={k}")
+    if restarts < 1:
+        raise ValueError(f"k-means needs restarts >= 1, got {restarts}")
     fit_on = x
     if n > sample * k:
         fit_on = x[torch.randperm(n, generator=generator)[: sample * k].to(x.device)]
-    best: KMeansResult | None = None
-    for _ in range(restarts):
-        centroids = kmeans_plus_plus(fit_on, k, generator)
-        for _ in range(iters):
-            assigned, dist = nearest(fit_on, centroids)
-            counts = torch.bincount(assigned, minlength=k)
-            sums = torch.zeros_like(centroids).index_add_(0, assigned, fit_on)
-            centroids = sums / counts.clamp(min=1)[:, None]
-            empty = torch.nonzero(counts == 0).flatten()
-            if len(empty):
-                far = dist.topk(len(empty)).indices
-                centroids[empty] = fit_on[far]
-        assigned, dist = nearest(x, centroids)
-        result = KMeansResult(centroids, assigned, float(dist.sum()))
-        if best is None or result.inertia < best.inertia:
-            best = result
-    return best
+    runs = (_lloyd(x, fit_on, k, iters, generator) for _ in range(restarts))
+    return min(runs, key=lambda run: run.inertia)  # the first of the best
+
+
+def _lloyd(
+    x: Tensor, fit_on: Tensor, k: int, iters: int, generator: torch.Generator | None
+) -> KMeansResult:
+    """One run of Lloyd's algorithm fit on ``fit_on``, then assigning every row of x."""
+    centroids = kmeans_plus_plus(fit_on, k, generator)
+    for _ in range(iters):
+        assigned, dist = nearest(fit_on, centroids)
+        counts = torch.bincount(assigned, minlength=k)
+        sums = torch.zeros_like(centroids).index_add_(0, assigned, fit_on)
+        centroids = sums / counts.clamp(min=1)[:, None]
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty):
+            far = dist.topk(len(empty)).indices
+            centroids[empty] = fit_on[far]
+    assigned, dist = nearest(x, centroids)
+    return KMeansResult(centroids, assigned, float(dist.sum()))

@@ -151,6 +151,8 @@ class SequenceContrastiveLoss(nn.Module):
         to_a = (anchor @ a.T).masked_fill(same, float("-inf"))  # other sequences' anchor views
         parts = [to_b, to_a]
         if prototypes is not None:
+            if assigned is None:
+                raise ValueError("intent negatives need each anchor's assigned intent")
             mu = F.normalize(prototypes, dim=1) if self.similarity == "cosine" else prototypes
             own_intent_out = (anchor @ mu.T).scatter(1, assigned[:, None], float("-inf"))
             parts.append(own_intent_out)

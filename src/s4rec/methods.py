@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ METHODS: dict[str, Method] = {
             "false-negative mitigation (no --de_noise), plus CL4SRec's instance term; dot "
             "products, temperature 1, both weights 0.1 on means. Padding positions are "
             "ignored; model.padding=iclrec with augment.mask_token=padding adds the official "
-            "code's padding behaviour (README, Baselines).",
+            "code's padding behaviour (docs/reproduction.md).",
             {
                 **CL4SREC,
                 "model.pooling": "mean",
@@ -128,7 +129,7 @@ def apply_method(cfg: Config, name: str) -> Config:
 
 
 def configure(method: str | None = None, file: str | Path | None = None,
-              sets: list[str] = ()) -> Config:  # fmt: skip
+              sets: Sequence[str] = ()) -> Config:  # fmt: skip
     """The one precedence rule of the CLI and every script: defaults < the method's preset
     < the configuration file < the file's ``methods.<method>`` section < ``sets``
     (``key=value``; the CLI's flags and ``--set``). The method is ``method``, else the

@@ -406,7 +406,7 @@ class HeadTailClassifier(nn.Module):
 
     With ``normalize`` the classifier sees z / ||z||, as the prototypes do: the encoder can
     then not win the adversarial game by inflating ||z|| to make the classifier confidently
-    wrong, which otherwise encodes head/tail *more* strongly (see the README).
+    wrong, which otherwise encodes head/tail *more* strongly (docs/reproduction.md).
     """
 
     def __init__(self, dim: int, normalize: bool = True) -> None:

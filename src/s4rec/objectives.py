@@ -1,16 +1,18 @@
-"""Training tasks: run the encoder over a batch and combine loss objects into one objective."""
+"""Training tasks: combine loss objects over an encoded batch into one objective."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config, S4RecConfig
-from .data.augment import spans
-from .data.dataset import Batch, LeaveOneOut, eval_inputs, width_buckets
+from .data.dataset import Batch, LeaveOneOut
+from .encoding import Encoded, encode, encode_views, training_representations
 from .kmeans import kmeans, nearest
 from .losses import (
     BCENextItemLoss,
@@ -23,125 +25,14 @@ from .losses import (
     SequenceContrastiveLoss,
     sinkhorn,
 )
-from .model import BERT4Rec, HeadTailClassifier, Prototypes, SequenceEncoder, pool
-from .runtime import all_reduce_sum, chunk_cost, gather_rows, share_of_global
-
-
-@dataclass
-class Encoded:
-    """Encoder output of a batch, flattened to the positions that carry a next-item target."""
-
-    hidden: Tensor  # (N, d) hidden state at every trained position
-    targets: Tensor  # (N,) true next item there
-    negatives: Tensor | None  # (N, n) per-position negatives ("bce", "bpr"), if sampled
-    sequence: Tensor | None  # (B, d) pooled representation of each sample, in batch order
+from .model import BERT4Rec, HeadTailClassifier, Prototypes, SequenceEncoder
+from .runtime import all_reduce_sum, gather_rows, share_of_global
 
 
 @dataclass
 class LossOutput:
     total: Tensor  # the weighted sum that is minimised
     terms: dict[str, Tensor]  # each unweighted loss term (0-d, detached), for logging
-
-
-def _in_batch_order(parts: list[Tensor], rows: list[Tensor]) -> Tensor:
-    """Concatenate per-chunk outputs and put them back in batch order."""
-    return torch.cat(parts)[torch.argsort(torch.cat(rows))]
-
-
-def full_width(model: SequenceEncoder, items: Tensor) -> Tensor:
-    """Left-pad (N, W) to (N, max_len): an encoder that reads padding sees all of it."""
-    return F.pad(items, (model.max_len - items.shape[1], 0))
-
-
-def item_vectors(model: SequenceEncoder, ids: list[Tensor]) -> list[Tensor | None]:
-    """``model.item_emb`` rows (..., d) of each id tensor, from one embedding call (None each
-    for an encoder that does not take them). Autograd builds a table-sized gradient for every
-    lookup; in a small training step those, not the encoder, would set the pace."""
-    if not model.embeds_items:
-        return [None] * len(ids)
-    flat = model.item_emb(torch.cat([i.reshape(-1) for i in ids]))  # (sum of sizes, d)
-    parts = flat.split([i.numel() for i in ids])
-    return [v.view(*i.shape, -1) for v, i in zip(parts, ids, strict=True)]
-
-
-def encode(model: SequenceEncoder, batch: Batch, pooling: str) -> Encoded:
-    """Run the encoder chunk by chunk and gather the trained positions."""
-    hidden, targets, negatives, sequence = [], [], [], []
-    # an encoder that reads padding pools a full-width pass; its last W positions are the same
-    inputs = [full_width(model, c.items) if model.reads_padding else c.items for c in batch.chunks]
-    for chunk, items, x in zip(batch.chunks, inputs, item_vectors(model, inputs), strict=True):
-        h = model(items, users=chunk.users, embedded=x)  # (b, W or max_len, d)
-        sequence.append(pool(h, items, pooling, padding=model.reads_padding))
-        h = h[:, -chunk.items.shape[1] :]  # (b, W, d)
-        at = chunk.targets != 0
-        hidden.append(h[at])
-        targets.append(chunk.targets[at])
-        if chunk.negatives is not None:
-            negatives.append(chunk.negatives[at])
-    return Encoded(
-        torch.cat(hidden),
-        torch.cat(targets),
-        torch.cat(negatives) if negatives else None,
-        _in_batch_order(sequence, [c.rows for c in batch.chunks]),
-    )
-
-
-def encode_pooled(model: SequenceEncoder, items: Tensor, poolings: tuple[str, ...]) -> list[Tensor]:
-    """Each pooling (N, D) of the encoder output for left-padded sequences (N, W), from one
-    pass run in length buckets."""
-    if model.reads_padding:  # one bucket: every row at full width
-        items = full_width(model, items)
-        buckets = [(torch.arange(len(items), device=items.device), model.max_len)]
-    else:
-        buckets = width_buckets(spans(items), model.max_len, chunk_cost(items.device))
-    inputs = [items[idx, items.shape[1] - width :] for idx, width in buckets]
-    parts: dict[str, list[Tensor]] = {p: [] for p in poolings}
-    for x, vectors in zip(inputs, item_vectors(model, inputs), strict=True):
-        h = model(x, last_only=set(poolings) == {"last"}, embedded=vectors)
-        for p in poolings:
-            parts[p].append(pool(h, x, p, model.max_len, padding=model.reads_padding))
-    return [_in_batch_order(parts[p], [idx for idx, _ in buckets]) for p in poolings]
-
-
-def encode_by_length(model: SequenceEncoder, items: Tensor, pooling: str) -> Tensor:
-    """(N, D) pooled representations of left-padded sequences (N, W), run in length buckets."""
-    return encode_pooled(model, items, (pooling,))[0]
-
-
-@torch.no_grad()
-def training_representations(
-    model: SequenceEncoder, data: LeaveOneOut, max_len: int, pooling: str, batch_users: int = 1024
-) -> Tensor:
-    """(U, d) z_u of every user's whole training sequence (the input that predicts validation),
-    on the model's device."""
-    was_training = model.training
-    model.eval()
-    device = model.item_emb.weight.device
-    parts = [
-        encode_by_length(model, eval_inputs(data, "valid", users, max_len).to(device), pooling)
-        for users in torch.arange(data.n_users).split(batch_users)
-    ]
-    model.train(was_training)
-    return torch.cat(parts)
-
-
-def encode_views(
-    model: SequenceEncoder, batch: Batch, poolings: tuple[str, ...]
-) -> dict[str, tuple[Tensor, Tensor]]:
-    """Pooling -> (B, D) representations of the two augmented views of every sample.
-
-    Views are re-bucketed by their own lengths: a crop is much shorter than its sequence.
-    """
-    views = [(i, c.rows, v) for c in batch.chunks for i, v in enumerate(c.views)]
-    width = max(v.shape[1] for _, _, v in views)
-    items = torch.cat([F.pad(v, (width - v.shape[1], 0)) for _, _, v in views])  # (2B, W)
-    slot = torch.cat([i * len(batch) + rows for i, rows, _ in views])  # view-major batch slot
-    order = torch.argsort(slot)
-    out = {}
-    for p, z in zip(poolings, encode_pooled(model, items, poolings), strict=True):
-        z = z[order]  # (2B, D)
-        out[p] = (z[: len(batch)], z[len(batch) :])
-    return out
 
 
 class NextItemObjective(nn.Module):
@@ -166,12 +57,14 @@ class NextItemObjective(nn.Module):
     def next_item_loss(self, enc: Encoded, batch: Batch) -> Tensor:
         m = self.model
         if self.kind in ("bce", "bpr"):  # one lookup for targets and negatives (N, 1 + n)
+            assert enc.negatives is not None  # the loader samples them for these losses
             scores = m.score(enc.hidden, torch.cat([enc.targets[:, None], enc.negatives], 1))
             return self.loss(scores[:, 0], scores[:, 1:])
         if self.kind == "ce":
             logits = enc.hidden @ m.item_emb.weight[1 : m.n_items + 1].T  # (N, n_items)
             return self.loss(logits, enc.targets - 1)
         neg = batch.shared_negatives  # (M,)
+        assert neg is not None  # the loader draws them for "sampled_ce"
         return self.loss(
             m.score(enc.hidden, enc.targets),
             enc.hidden @ m.item_emb(neg).T,
@@ -200,6 +93,8 @@ def mask_items(items: Tensor, prob: float, mask_id: int) -> tuple[Tensor, Tensor
 class MaskedItemObjective(NextItemObjective):
     """BERT4Rec's training task: mask items of each whole training sequence and predict them
     from both sides, with a softmax over all items ("ce") or shared sampled ones."""
+
+    model: BERT4Rec
 
     def __init__(self, model: BERT4Rec, cfg: Config) -> None:
         super().__init__(model, cfg)
@@ -234,6 +129,10 @@ class S4RecObjective(NextItemObjective):
     CL4SRec is L_SCL alone without intent negatives; with ``clustering="kmeans"`` the
     intents are per-epoch K-means centroids (SR+CSD, and ICLRec with its ``icl`` term).
     """
+
+    centroids: Tensor  # buffers, declared for the type checker
+    is_head: Tensor
+    steps: Tensor
 
     def __init__(self, model: SequenceEncoder, cfg: Config, is_head: Tensor) -> None:
         super().__init__(model, cfg)
@@ -292,6 +191,7 @@ class S4RecObjective(NextItemObjective):
         s = self.s
         enc = encode(self.model, batch, self.pooling)
         z = enc.sequence  # (B, d)
+        assert z is not None  # encode pools every sample
         terms = {"next_item": self.next_item_loss(enc, batch)}
         if s.needs_views:  # encoded before any exchange between ranks: one wait, not two
             contrast = "flat" if s.contrast_on == "flat" else self.pooling
@@ -327,7 +227,7 @@ class S4RecObjective(NextItemObjective):
         share = share_of_global(len(z), batch.global_samples, z.device)
         weight = {k: w * share for k, w in weight.items()}
         weight["next_item"] = share_of_global(len(enc.targets), batch.global_positions, z.device)
-        total = sum(weight[name] * value for name, value in terms.items())
+        total = reduce(operator.add, (weight[name] * value for name, value in terms.items()))
         return LossOutput(total, {name: value.detach() for name, value in terms.items()})
 
 

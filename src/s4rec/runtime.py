@@ -256,9 +256,9 @@ def gather_rows(x: Tensor) -> tuple[Tensor, int]:
     may hold different numbers of rows (an epoch's last batch)."""
     if not distributed():
         return x, 0
-    sizes = torch.zeros(dist.get_world_size(), dtype=torch.long, device=x.device)
-    sizes[dist.get_rank()] = len(x)
-    sizes = all_reduce_sum(sizes).tolist()
+    counts = torch.zeros(dist.get_world_size(), dtype=torch.long, device=x.device)
+    counts[dist.get_rank()] = len(x)
+    sizes = all_reduce_sum(counts).tolist()
     padded = torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, max(sizes) - len(x)))
     parts = _GatherRows.apply(padded)  # (world, max n_r, ...)
     rows = torch.cat([p[:n] for p, n in zip(parts, sizes, strict=True)])

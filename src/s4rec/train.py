@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,12 +18,12 @@ from tqdm import tqdm
 
 from .checkpoint import load_state, save_atomic
 from .config import Config
-from .data.catalog import load_sequences
-from .data.dataset import LeaveOneOut, TrainLoader, training_samples
+from .data.dataset import LeaveOneOut, Split, TrainLoader, training_samples
 from .evaluate import evaluate, protocol
-from .files import write_text_atomic
-from .model import Popularity, SequenceEncoder, build_encoder
+from .files import append_line, write_text_atomic
 from .objectives import build_objective
+from .pipeline import build_model, check_data, data_record, load_data, note_repeats
+from .rundir import claim, locked, trim_metrics
 from .runtime import (
     adam,
     autocast,
@@ -52,29 +54,6 @@ FREE = ("train.epochs", "train.patience", "train.threads", "train.progress",
         "train.eval_batch_users", "train.eval_item_chunk", "train.device")  # fmt: skip
 
 
-def load_data(cfg: Config) -> LeaveOneOut:
-    seqs = load_sequences(
-        cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
-    )
-    if seqs.held_out_repeats(cfg.data.min_length)["either"]:
-        verdict = "misses" if cfg.eval.exclude_history else "ranked like other items"
-        log.info(
-            "%s: %s; they are %s (eval.exclude_history=%s)", seqs.source,
-            seqs.held_out_repeats_text(cfg.data.min_length), verdict,
-            str(cfg.eval.exclude_history).lower(),
-        )  # fmt: skip
-    hold_out = 0 if cfg.train.final else 2
-    return LeaveOneOut(seqs, cfg.data.min_length, cfg.data.head_fraction, hold_out)
-
-
-def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
-    """The configured encoder, with what it takes from the data (users; popularity counts)."""
-    model = build_encoder(data.n_items, cfg.data.max_len, cfg.model, data.n_users)
-    if isinstance(model, Popularity):
-        model.fit_counts(data.item_counts())
-    return model
-
-
 @dataclass
 class Progress:
     """Everything that must survive an interruption besides model and optimiser."""
@@ -103,6 +82,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.data = data if data is not None else load_data(cfg)
+        self.data_record = data_record(self.data.seqs)  # kept in checkpoints, checked on use
         self.model = build_model(cfg, self.data)
         self.objective = build_objective(self.model, cfg, torch.from_numpy(self.data.is_head))
         self.objective.to(self.device)  # the encoder too: it is part of the objective
@@ -148,6 +128,7 @@ class Trainer:
             "n_users": self.data.n_users,
             "item_ids": list(self.data.seqs.item_ids),
             "item_counts": self.data.item_counts(),  # training popularity: empty histories
+            "data": self.data_record,
             "final": self.cfg.train.final,  # trained on everything, for deployment
         }
 
@@ -189,6 +170,7 @@ class Trainer:
 
     def _resume(self) -> None:
         state = load_state(self.out / "last.pt")
+        check_data(state, self.data, str(self.out / "last.pt"))
         if state.get("world_size", 1) != self.world:
             raise ValueError(
                 f"{self.out / 'last.pt'} was written by {state.get('world_size', 1)} process(es);"
@@ -222,11 +204,8 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
-        log_path = self.out / "metrics.jsonl"
-        if self.main and log_path.exists():  # drop lines of epochs after the checkpoint
-            lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln)["epoch"] <= self.progress.epoch]
-            write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
+        if self.main:  # drop lines of epochs after the checkpoint
+            trim_metrics(self.out / "metrics.jsonl", self.progress.epoch)
         log.info("resumed %s after epoch %d", self.out, self.progress.epoch)
 
     # -- loop --------------------------------------------------------------------------------
@@ -245,7 +224,8 @@ class Trainer:
         bar = tqdm(
             prefetched(self.loader, PREFETCH if self.device.type != "cpu" else 0),
             total=len(self.loader), desc=f"epoch {self.progress.epoch + 1}", leave=False,
-            disable=not (self.cfg.train.progress and self.main), dynamic_ncols=True,
+            disable=not (self.cfg.train.progress and self.main and sys.stderr.isatty()),
+            dynamic_ncols=True,
         )  # fmt: skip
         self.data_seconds, waiting = 0.0, time.perf_counter()
         for batch in bar:
@@ -264,25 +244,39 @@ class Trainer:
             waiting = time.perf_counter()
         return {name: float(total) / len(self.loader) for name, total in sums.items()}
 
-    def evaluate(self, split: str) -> dict[str, dict[str, float]]:
+    def evaluate(self, split: Split) -> dict[str, dict[str, float]]:
         """Metrics under the run's protocol (``eval``): model selection and results agree."""
         return evaluate(self.model, self.data, split, self.cfg)
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train until ``epochs`` or early stopping, then evaluate the best checkpoint once on test."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "last.pt").exists():
-            self._resume()
-        elif self.main:
-            self._save_config()
-            write_text_atomic(self.out / "metrics.jsonl", "")
-        t, p = self.cfg.train, self.progress
+    def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+        """Train until ``epochs`` or early stopping, then evaluate the best checkpoint once on
+        test. The run directory is locked meanwhile (by rank 0); ``resume`` continues from its
+        ``last.pt``, and a run's files already there are an error unless ``overwrite``."""
+        with locked(self.out) if self.main else contextlib.nullcontext():
+            if self.main:
+                claim(self.out, resume, overwrite)
+            barrier()  # rank 0 has claimed the directory
+            self._announce()
+            if resume and (self.out / "last.pt").exists():
+                self._resume()
+            elif self.main:
+                self._save_config()
+                write_text_atomic(self.out / "metrics.jsonl", "")
+            return self._loop()
+
+    def _announce(self) -> None:
+        """The run's first log line: data, device, threads, run directory."""
+        seqs, threads = self.data.seqs, torch.get_num_threads()
         log.info(
-            "training %s on %s: %d users, %d items, %d samples; device %s, precision %s,"
-            " world size %d, %d threads", self.cfg.method, self.data.seqs.source,
-            self.data.n_users, self.data.n_items, len(self.loader.samples), self.device,
-            t.precision, world_size(), torch.get_num_threads(),
+            "training %s on %s: %s users, %s items, %s interactions; %s, %d thread%s,"
+            " precision %s, world size %d; run directory %s", self.cfg.method, seqs.source,
+            f"{seqs.n_users:,}", f"{seqs.n_items:,}", f"{len(seqs.values):,}", self.device,
+            threads, "s" if threads > 1 else "", self.cfg.train.precision, self.world, self.out,
         )  # fmt: skip
+        note_repeats(self.cfg, self.data)
+
+    def _loop(self) -> dict[str, Any]:
+        t, p = self.cfg.train, self.progress
         while p.epoch < t.epochs and p.epoch - p.best_epoch < t.patience:
             start = time.perf_counter()
             losses = self.train_epoch()
@@ -303,8 +297,7 @@ class Trainer:
                     "cluster_seconds": round(self.cluster_seconds, 3),  # part of train_seconds
                     "data_seconds": round(self.data_seconds, 3),  # the same
                 }  # fmt: skip
-                with open(self.out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                append_line(self.out / "metrics.jsonl", json.dumps(record))
             self._save_last()  # every rank: it gathers their random states
             if self.main:
                 terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
@@ -327,9 +320,9 @@ class Trainer:
                 self._save_best({})
             return self._write_results({"final": True})
         if not (self.out / "best.pt").exists():
-            valid = self.evaluate("valid")["all"]
+            as_built = self.evaluate("valid")["all"]
             if self.main:
-                self._save_best(valid)
+                self._save_best(as_built)
         barrier()  # rank 0 has written best.pt
         best = load_state(self.out / "best.pt")
         self.model.load_state_dict(best["model"])

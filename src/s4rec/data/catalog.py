@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -145,8 +146,9 @@ def load_sequences(
     if str(name_or_path).lower() == SYNTHETIC:
         from s4rec.data.synthetic import make_synthetic
 
-        sizes = {} if synthetic_users is None else {"n_users": synthetic_users}
-        return make_synthetic(seed=seed, **sizes).sequences
+        if synthetic_users is None:
+            return make_synthetic(seed=seed).sequences
+        return make_synthetic(n_users=synthetic_users, seed=seed).sequences
     return read_sequence_text(resolve_dataset(name_or_path, data_dir, download))
 
 
@@ -185,7 +187,7 @@ def _row(
     note: str | None,
     seqs: Sequences | None = None,
 ) -> dict:
-    n = None if seqs is None else len(seqs.values)
+    n = 0 if seqs is None else len(seqs.values)
     return {
         "name": name,
         "file": file,
@@ -193,7 +195,7 @@ def _row(
         "searched": searched,
         "users": None if seqs is None else seqs.n_users,
         "items": None if seqs is None else seqs.n_items,
-        "interactions": n,
+        "interactions": None if seqs is None else n,
         "avg_length": None if seqs is None else round(n / seqs.n_users, 2),
         "repeats": None if seqs is None else seqs.held_out_repeats(),
         "note": note,
@@ -208,7 +210,10 @@ def download_file(url: str, dest: Path, timeout: float = TIMEOUT_S) -> Path:
         urllib.request.urlopen(url, timeout=timeout) as resp,
     ):
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+        terminal = sys.stderr.isatty()  # no bar in logs
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=dest.name, disable=not terminal
+        ) as bar:
             while chunk := resp.read(1 << 20):
                 f.write(chunk)
                 bar.update(len(chunk))

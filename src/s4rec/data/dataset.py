@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 Split = Literal["valid", "test"]
 
 
+@overload
+def _to(t: Tensor, device: torch.device) -> Tensor: ...
+@overload
+def _to(t: None, device: torch.device) -> None: ...
 def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
     return None if t is None else t.to(device, non_blocking=True)
 
@@ -43,7 +47,9 @@ class Chunk:
 
     def to(self, device: torch.device) -> Chunk:
         """This chunk with every tensor on ``device``."""
-        views = None if self.views is None else tuple(_to(v, device) for v in self.views)
+        views = (
+            None if self.views is None else (_to(self.views[0], device), _to(self.views[1], device))
+        )
         return replace(self, rows=_to(self.rows, device), users=_to(self.users, device),
                        items=_to(self.items, device), targets=_to(self.targets, device),
                        negatives=_to(self.negatives, device), views=views)  # fmt: skip

@@ -9,16 +9,20 @@ ratings CSV and review JSON lines, Yelp reviews) are read into :class:`Interacti
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
 import gzip
 import json
 import os
 import re
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 import numpy as np
 
@@ -37,6 +41,10 @@ FORMATS = (
 )
 
 _NOT_DIGITS = re.compile(r"[^0-9 \t\r\n]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # tab, newline, NUL, escape, ...
+_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")  # of the seconds of an ISO-8601 time
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INT64 = 2**63 - 1
 
 
 class DataError(ValueError):
@@ -54,9 +62,9 @@ class DataError(ValueError):
 class Interactions:
     """A raw interaction log, one row per event, rows in file order.
 
-    ``users`` and ``items`` hold raw ids as ``str`` (object arrays); ``times`` is int64 or
-    float64; ``lines`` gives the 1-based source line of each row (None when rows have no line,
-    e.g. Parquet).
+    ``users`` and ``items`` hold raw ids as ``str`` (object arrays); ``times`` orders the
+    events: int64 (see :func:`parse_times`), or float64 from a binary float column; ``lines``
+    gives the 1-based source line of each row (None when rows have no line, e.g. Parquet).
     """
 
     users: np.ndarray
@@ -90,7 +98,11 @@ def read_sequence_text(path: str | os.PathLike) -> Sequences:
     when that file sits beside ``path``. Users keep file order.
     """
     path = Path(path)
-    text = path.read_text(encoding="ascii", errors="replace")
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(path, data.split(b"\n")) from None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -201,8 +213,10 @@ def read_interactions(
 ) -> Interactions:
     """Read a CSV/TSV file with a header row, or a Parquet file, into :class:`Interactions`.
 
-    ``sep`` defaults to ``','`` for ``.csv`` and ``'\\t'`` for ``.tsv``. Timestamps must be
-    numeric; with ``time_col=None`` all times are 0 and file order alone orders events.
+    ``sep`` defaults to ``','`` for ``.csv`` and ``'\\t'`` for ``.tsv``. Timestamps are numbers
+    or ISO-8601 dates (:func:`parse_times`; Parquet also timestamp and date columns); with
+    ``time_col=None`` all times are 0 and file order alone orders events. Ids are strings or
+    integers, any text but control characters.
     """
     path = Path(path)
     cols = [user_col, item_col] + ([time_col] if time_col else [])
@@ -221,8 +235,8 @@ def read_interactions(
         if missing:
             raise DataError(path, 1, f"missing column(s) {missing}; the header has {header}")
         fields = [header.index(c) for c in cols]
-        cols, lines = _collect(path, reader, len(header), fields)
-    return _table(path, cols[0], cols[1], cols[2] if time_col else None, lines)
+        data, lines = _collect(path, reader, len(header), fields)
+    return _table(path, data[0], data[1], data[2] if time_col else None, lines)
 
 
 def _collect(
@@ -251,10 +265,15 @@ def _table(
         empty = np.flatnonzero(col == "")
         if len(empty):
             raise DataError(path, _line(line_arr, empty[0]), f"empty {name} id")
+        if _CONTROL.search("".join(col)):  # spaces and commas are fine: the vocabulary is JSON
+            row = next(r for r, v in enumerate(col) if _CONTROL.search(v))
+            raise DataError(
+                path, _line(line_arr, row), f"{name} id {col[row]!r} has a control character"
+            )
     if times is None:
         time_arr = np.zeros(len(users), dtype=np.int64)
     else:
-        time_arr = _parse_times(path, times, line_arr)
+        time_arr = parse_times(path, times, line_arr)
     return Interactions(cols["user"], cols["item"], time_arr, str(path), line_arr)
 
 
@@ -262,60 +281,173 @@ def _line(lines: np.ndarray | None, row: int) -> int | None:
     return None if lines is None else int(lines[row])
 
 
-def _parse_times(path: Path, values: list, lines: np.ndarray | None) -> np.ndarray:
-    """Numeric timestamps as int64 when all are integers, else float64."""
+def parse_times(path: Path, values: list, lines: np.ndarray | None = None) -> np.ndarray:
+    """Timestamps as keys that order the events exactly.
+
+    Integers stay int64; binary floats (JSON, a Parquet float column) stay float64. Decimal
+    text with a fraction is scaled by the power of ten of the longest fraction into int64,
+    and ISO-8601 dates and times become int64 nanoseconds since the Unix epoch (UTC unless
+    they carry an offset). A value that is neither, or that int64 cannot hold exactly, is a
+    DataError naming its line: precision is never lost silently.
+    """
     arr = np.array(values)
-    for dtype in (np.int64, np.float64):
-        if arr.dtype.kind in "US":
-            try:
-                arr = arr.astype(dtype)
-            except (ValueError, OverflowError):
-                continue
-    if arr.dtype.kind not in "iuf":
-        row = next((r for r, v in enumerate(values) if not _is_number(v)), None)
-        if row is None:
-            raise DataError(path, None, "timestamps are not all numeric")
-        raise DataError(path, _line(lines, row), f"timestamp {values[row]!r} is not numeric")
-    if arr.dtype.kind in "iu":
+    if arr.dtype.kind == "i":
         return arr.astype(np.int64)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if len(bad):
-        row = int(bad[0])
-        raise DataError(path, _line(lines, row), f"timestamp {values[row]!r} is not finite")
-    return arr.astype(np.float64)
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if len(bad):
+            raise DataError(
+                path, _line(lines, bad[0]), f"timestamp {values[bad[0]]!r} is not finite"
+            )
+        return arr
+    if arr.dtype.kind == "U":
+        try:  # the common case: decimal integers
+            return arr.astype(np.int64)
+        except (ValueError, OverflowError):
+            pass
+    return _exact_times(path, [str(v).strip() for v in values], lines)
 
 
-def _is_number(v: object) -> bool:
-    if isinstance(v, bool):
-        return False
+def _exact_times(path: Path, texts: list[str], lines: np.ndarray | None) -> np.ndarray:
+    """``parse_times`` of text that is not all integers: decimals, or ISO-8601 dates (as the
+    first row is)."""
+    dated = _decimal(texts[0]) is None
+    keys: list[Any] = [_iso_ns(t) if dated else _decimal(t) for t in texts]
+    bad = next((r for r, k in enumerate(keys) if k is None or not Decimal(k).is_finite()), None)
+    if bad is not None:
+        raise DataError(path, _line(lines, bad), _time_problem(texts[bad], dated))
+    places = [0] * len(keys) if dated else [_fraction_digits(d) for d in keys]
+    scale = max(places)
+    if not dated:  # exact: |d| * 10**scale has at most 19 digits where it is computed
+        keys = [int(d.scaleb(scale)) if d.adjusted() + scale <= 18 else None for d in keys]
+    bad = next((r for r, k in enumerate(keys) if k is None or abs(k) > _INT64), None)
+    if bad is not None:
+        why = " as nanoseconds" if dated else ""
+        if scale:
+            why = f" with the {scale} decimal place(s) of {_where(lines, places.index(scale))}"
+        raise DataError(
+            path, _line(lines, bad), f"timestamp {texts[bad]!r} does not fit int64{why}"
+        )
+    return np.array(keys, dtype=np.int64)
+
+
+def _time_problem(text: str, dated: bool) -> str:
+    """Why ``text`` is not a timestamp of a column of dates (``dated``) or of numbers."""
+    number, date = _decimal(text), _iso_ns(text)
+    if number is not None and not number.is_finite():
+        return f"timestamp {text!r} is not finite"
+    if number is None and date is None:
+        return f"timestamp {text!r} is not numeric and not an ISO-8601 date"
+    kinds = ("a number", "dates") if dated else ("a date", "numbers")
+    return f"timestamp {text!r} is {kinds[0]} in a column of {kinds[1]}"
+
+
+def _decimal(text: str) -> Decimal | None:
     try:
-        float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def _fraction_digits(d: Decimal) -> int:
+    """Decimal places but trailing zeros: 0 for ``5``, ``5.00`` and ``5e3``, 2 for ``0.250``."""
+    _, digits, exp = d.as_tuple()
+    zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -int(exp) - zeros) if any(digits) else 0
+
+
+def _iso_ns(text: str) -> int | None:
+    """Nanoseconds since the Unix epoch of an ISO-8601 date, or date and time (UTC unless it
+    has an offset), exactly; None when ``text`` is not one (or is finer than nanoseconds)."""
+    fraction = _FRACTION.search(text)
+    digits = fraction.group(1) if fraction else ""
+    if fraction:
+        text = text[: fraction.start()] + text[fraction.end() :]
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    if len(digits.rstrip("0")) > 9:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000 + int(digits[:9].ljust(9, "0"))
+
+
+def _where(lines: np.ndarray | None, row: int) -> str:
+    return f"row {row + 1}" if lines is None else f"line {lines[row]}"
 
 
 def _read_parquet(path: Path, cols: list[str]) -> Interactions:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
         raise ImportError(
             "reading Parquet needs pyarrow: pip install pyarrow (or pip install s4rec[parquet])"
         ) from e
-    names = pq.read_schema(path).names
-    missing = [c for c in cols if c not in names]
-    if missing:
-        raise DataError(path, None, f"missing column(s) {missing}; the file has {names}")
-    table = pq.read_table(path, columns=cols)
-    data = [table.column(c).to_pylist() for c in cols]
-    ids = [["" if v is None else str(v) for v in col] for col in data[:2]]
-    return _table(path, *ids, data[2] if len(cols) == 3 else None, None)
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in cols if c not in names]
+        if missing:
+            raise DataError(path, None, f"missing column(s) {missing}; the file has {names}")
+        table = pq.read_table(path, columns=cols)
+    except pa.ArrowException as e:
+        raise DataError(
+            path, None, f"not a readable Parquet file ({str(e).splitlines()[0]})"
+        ) from None
+    users, items = (_parquet_ids(path, c, table.column(c)) for c in cols[:2])
+    times = _parquet_times(path, cols[2], table.column(cols[2])) if len(cols) == 3 else None
+    return _table(path, users, items, times, None)
+
+
+def _parquet_ids(path: Path, name: str, column: Any) -> list[str]:
+    """A Parquet id column (strings or integers, plain or dictionary-encoded) as strings."""
+    import pyarrow as pa
+
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (
+        pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    ):
+        raise DataError(
+            path, None, f"column {name!r} holds {column.type}; ids must be strings or integers"
+        )
+    return ["" if v is None else str(v) for v in column.to_pylist()]
+
+
+def _parquet_times(path: Path, name: str, column: Any) -> list:
+    """A Parquet time column's values for ``parse_times``: numbers, text, or (from a
+    timestamp or date column) nanoseconds since the Unix epoch."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        try:
+            ns = column.cast(pa.timestamp("ns", getattr(kind, "tz", None))).cast(pa.int64())
+        except pa.ArrowException as e:
+            raise DataError(path, None, f"column {name!r}: {str(e).splitlines()[0]}") from None
+        return ns.to_pylist()
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_string,
+             pa.types.is_large_string)  # fmt: skip
+    if any(is_kind(kind) for is_kind in plain):
+        return column.to_pylist()
+    raise DataError(
+        path, None, f"column {name!r} holds {kind}; timestamps must be numbers, dates or text"
+    )
 
 
 def read_movielens_ratings(path: str | os.PathLike) -> Interactions:
     """Read MovieLens ``ratings.dat`` (``user::item::rating::timestamp``); every rating counts."""
     path = Path(path)
-    body = path.read_text(encoding="latin-1").replace("\r\n", "\n").removesuffix("\n")
+    body = (
+        path.read_bytes()
+        .removeprefix(codecs.BOM_UTF8)
+        .decode("latin-1")
+        .replace("\r\n", "\n")
+        .removesuffix("\n")
+    )
     lines = body.split("\n") if body else []
     seps = np.fromiter((s.count("::") for s in lines), dtype=np.int64, count=len(lines))
     bad = np.flatnonzero(seps != 3)
@@ -331,8 +463,8 @@ def read_amazon_ratings(path: str | os.PathLike) -> Interactions:
     path = Path(path)
     with _open_text(path) as f:
         reader = csv.reader(f)
-        cols, lines = _collect(path, reader, 4, [0, 1, 3])
-    return _table(path, *cols, lines)
+        (users, items, times), lines = _collect(path, reader, 4, [0, 1, 3])
+    return _table(path, users, items, times, lines)
 
 
 def read_amazon_reviews(path: str | os.PathLike) -> Interactions:
@@ -394,11 +526,36 @@ def _parse_record(path: Path, line: int, raw: str) -> dict:
     return rec
 
 
-def _open_text(path: Path):
-    """Open text (utf-8, gzip-aware) for csv/json reading."""
+@contextmanager
+def _open_text(path: Path) -> Iterator[IO[str]]:
+    """UTF-8 text (a BOM skipped, ``.gz`` decompressed) for csv/json reading; text that is
+    not UTF-8, or a broken gzip file, is a DataError naming the file."""
+    try:
+        with _open(path, "rt", encoding="utf-8-sig", newline="") as f:
+            yield f
+    except UnicodeDecodeError:
+        with _open(path, "rb") as raw:
+            raise _not_utf8(path, raw) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(path, None, f"not a readable gzip file ({e})") from None
+
+
+def _open(path: Path, mode: str, **kwargs: Any) -> IO[Any]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return cast(IO[Any], gzip.open(path, mode, **kwargs))
+    return open(path, mode, **kwargs)
+
+
+def _not_utf8(path: Path, lines: Iterable[bytes]) -> DataError:
+    """The error for a file whose ``lines`` are not all UTF-8, naming the first bad byte."""
+    for n, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return DataError(
+                path, n, f"not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})"
+            )
+    return DataError(path, None, "not UTF-8 text")
 
 
 def infer_format(path: str | os.PathLike) -> str:
