@@ -38,18 +38,17 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-MARK = "@@PEERS "
+from peers_worker import MARK, reply, rss_now, serve
+
 HERE = Path(__file__).resolve().parent
 RECBOLE_RUNNER = HERE / "peers_recbole.py"
 DEFAULT_VENV = Path("~/.cache/s4rec/venvs/recbole").expanduser()
@@ -91,22 +90,6 @@ KS = (5, 10, 20)
 
 
 # -- plumbing shared by the driver and the s4rec worker ----------------------------------------
-def rss_now() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return -1
-
-
-def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def reply(obj: dict[str, Any]) -> None:
-    sys.stdout.write(MARK + json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
 class WorkerError(RuntimeError):
     pass
 
@@ -264,29 +247,12 @@ def worker_main(argv: list[str]) -> None:
     sequence_file, workdir, settings = Path(argv[0]), Path(argv[1]), json.loads(argv[2])
     reply({"ready": True, "rss_after_start": rss_now()})
     worker = S4RecWorker(sequence_file, workdir, settings)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        try:
-            if msg["cmd"] == "setup":
-                out = worker.setup()
-            elif msg["cmd"] == "train":
-                out = worker.train_epoch()
-            elif msg["cmd"] == "eval":
-                out = worker.evaluate()
-            elif msg["cmd"] == "topk":
-                out = worker.topk(int(msg["k"]), msg["out"])
-            elif msg["cmd"] == "quit":
-                reply({"peak_rss": peak_rss(), "rss_now": rss_now()})
-                return
-            else:
-                raise ValueError(f"unknown command {msg['cmd']!r}")
-        except Exception as e:
-            reply({"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
-            continue
-        out["peak_rss"] = peak_rss()
-        reply(out)
+    serve({
+        "setup": lambda m: worker.setup(),
+        "train": lambda m: worker.train_epoch(),
+        "eval": lambda m: worker.evaluate(),
+        "topk": lambda m: worker.topk(int(m["k"]), m["out"]),
+    })  # fmt: skip
 
 
 # -- RecBole's environment ---------------------------------------------------------------------

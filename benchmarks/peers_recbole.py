@@ -24,32 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
-import traceback
 from pathlib import Path
 
-MARK = "@@PEERS "
+from peers_worker import reply, rss_now, serve
+
 DATASET = "peers"  # RecBole's dataset name: WORKDIR/peers/peers.inter
-
-
-def reply(obj: dict) -> None:
-    sys.stdout.write(MARK + json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def rss_now() -> int:
-    """Resident set size of this process now, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return -1
-
-
-def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes (Linux: ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def write_inter(sequence_file: Path, workdir: Path) -> dict:
@@ -291,29 +272,12 @@ def main() -> None:
     os.chdir(workdir)  # RecBole writes log/ and log_tensorboard/ into the working directory
     reply({"ready": True, "rss_after_start": rss_now(), "versions": versions()})
     worker = Worker(sequence_file, workdir, settings)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        try:
-            if msg["cmd"] == "setup":
-                out = worker.setup()
-            elif msg["cmd"] == "train":
-                out = worker.train_epoch(msg.get("detect_anomaly"))
-            elif msg["cmd"] == "eval":
-                out = worker.evaluate()
-            elif msg["cmd"] == "topk":
-                out = worker.topk(int(msg["k"]), msg["out"])
-            elif msg["cmd"] == "quit":
-                reply({"peak_rss": peak_rss(), "rss_now": rss_now()})
-                return
-            else:
-                raise ValueError(f"unknown command {msg['cmd']!r}")
-        except Exception as e:  # reported to the driver, which records it
-            reply({"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
-            continue
-        out["peak_rss"] = peak_rss()
-        reply(out)
+    serve({
+        "setup": lambda m: worker.setup(),
+        "train": lambda m: worker.train_epoch(m.get("detect_anomaly")),
+        "eval": lambda m: worker.evaluate(),
+        "topk": lambda m: worker.topk(int(m["k"]), m["out"]),
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
