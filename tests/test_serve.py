@@ -129,3 +129,12 @@ def test_the_real_server_on_a_loopback_port(checkpoint: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_inference_serving_and_reports_never_load_the_trainer():
+    code = (
+        "import sys, s4rec, s4rec.inference, s4rec.serve, s4rec.report, s4rec.export;"
+        "print('s4rec.train' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
