@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from s4rec.data.synthetic import SyntheticData, make_synthetic
+from s4rec.data.binary import read_binary, write_binary
+from s4rec.data.synthetic import SyntheticData, make_scale_synthetic, make_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,24 @@ def test_dense_catalogue_when_items_unused() -> None:
 def test_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         make_synthetic(**{"n_users": 10, **kwargs})
+
+
+def test_scale_generator_deterministic_and_long_tailed(tmp_path: Path) -> None:
+    a, b = make_scale_synthetic(20_000, 4_000, seed=5), make_scale_synthetic(20_000, 4_000, seed=5)
+    for data, name in ((a, "a"), (b, "b")):
+        write_binary(data.sequences, tmp_path / name)
+    for array in ("offsets", "values"):
+        assert (tmp_path / "a" / f"{array}.npy").read_bytes() == (
+            tmp_path / "b" / f"{array}.npy"
+        ).read_bytes()
+    assert read_binary(tmp_path / "a").fingerprint() == a.sequences.fingerprint()
+    other = make_scale_synthetic(20_000, 4_000, seed=6).sequences
+    assert other.fingerprint() != a.sequences.fingerprint()
+    seqs = a.sequences
+    assert (seqs.n_users, seqs.n_items) == (20_000, 4_000)
+    lengths = seqs.lengths
+    assert lengths.min() == 5 and lengths.max() == 200 and np.median(lengths) <= 10
+    counts = np.sort(np.bincount(seqs.values, minlength=seqs.n_items + 1)[1:])[::-1]
+    assert counts[: len(counts) // 100].sum() > 0.05 * counts.sum()  # top 1% of items: > 5%
+    assert counts[0] > 20 * np.median(counts)
+    assert len(np.unique(a.intents)) == 8

@@ -18,7 +18,7 @@ from .checkpoint import load_state, model_from_state
 from .config import Config
 from .data.catalog import catalog_table
 from .data.dataset import LeaveOneOut
-from .data.preprocess import DUPLICATE_POLICIES, prepare
+from .data.preprocess import DUPLICATE_POLICIES, OUT_FORMATS, prepare
 from .data.readers import FORMATS
 from .evaluate import evaluate, protocol
 from .files import read_json
@@ -235,6 +235,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         fmt=args.format,
         k_core=args.k_core,
         duplicates=args.duplicates,
+        out_format=args.out_format,
         **kwargs,
     )
     print(
@@ -409,13 +410,17 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list the named methods and the settings each changes")
     m.set_defaults(func=cmd_methods)
 
-    pr = sub.add_parser("prepare", help="raw interaction log -> sequence-text file + vocabulary")
+    pr = sub.add_parser(
+        "prepare", help="raw interaction log -> sequence text + vocabulary (or binary)"
+    )
     pr.add_argument("input")
     pr.add_argument("--out", required=True)
     pr.add_argument("--format", default="auto", choices=[f for f in FORMATS if f != "sequence"])
     pr.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="drop",
                     help="exact duplicate (user, item, time) rows: drop (logged) or error")  # fmt: skip
     pr.add_argument("--k-core", type=int, default=5)
+    pr.add_argument("--out-format", choices=OUT_FORMATS, default="text",
+                    help="text (sequence text + vocabulary) or binary (a directory of arrays)")  # fmt: skip
     pr.add_argument("--user-col")
     pr.add_argument("--item-col")
     pr.add_argument("--time-col")

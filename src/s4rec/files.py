@@ -55,7 +55,7 @@ def atomic_file(path: str | Path, mode: str = "w", suffix: str = ".tmp") -> Iter
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it (mkstemp: 0600)
+        os.fchmod(fd, 0o666 & ~umask())  # as open() would make it (mkstemp: 0600)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()
@@ -66,7 +66,8 @@ def atomic_file(path: str | Path, mode: str = "w", suffix: str = ".tmp") -> Iter
         raise
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

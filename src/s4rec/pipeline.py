@@ -5,17 +5,14 @@ Training, evaluation, analysis and inference all start here; none of them needs 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import Config
+from .data.binary import read_dataset
 from .data.catalog import load_sequences
 from .data.dataset import LeaveOneOut
-from .data.readers import read_sequence_text
 from .data.sequences import Sequences
 from .model import Popularity, SequenceEncoder, build_encoder
 from .runtime import setup_runtime
@@ -24,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def load_data(cfg: Config, path: str | Path | None = None) -> LeaveOneOut:
-    """The leave-one-out split of ``cfg.data`` (or of the sequence file ``path``)."""
+    """The leave-one-out split of ``cfg.data`` (or of the sequence file or binary dataset
+    ``path``)."""
     if path is not None:
-        seqs = read_sequence_text(path)
+        seqs = read_dataset(path)
     else:
         seqs = load_sequences(
             cfg.data.dataset, cfg.data.data_dir, seed=0, synthetic_users=cfg.data.synthetic_users
@@ -56,24 +54,15 @@ def build_model(cfg: Config, data: LeaveOneOut) -> SequenceEncoder:
 
 
 def fingerprint(seqs: Sequences) -> dict[str, Any]:
-    """Sizes and a hash of the sequences and their raw ids: equal only for the same data."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in (seqs.offsets, seqs.values):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    for ids in (seqs.user_ids, seqs.item_ids):
-        digest.update("\0".join(ids).encode() + b"\1")
-    return {
-        "users": seqs.n_users,
-        "items": seqs.n_items,
-        "interactions": len(seqs.values),
-        "blake2b": digest.hexdigest(),
-    }
+    """Sizes and a hash of the sequences and their raw ids (``Sequences.fingerprint``)."""
+    return seqs.fingerprint()
 
 
 def data_path(seqs: Sequences) -> str | None:
-    """The absolute path of the file ``seqs`` was read from (None when generated)."""
+    """The absolute path of the file or binary dataset ``seqs`` was read from (None when
+    generated)."""
     path = Path(seqs.source)
-    return str(path.resolve()) if path.is_file() else None
+    return str(path.resolve()) if path.exists() else None
 
 
 def data_record(seqs: Sequences) -> dict[str, Any]:
@@ -115,7 +104,7 @@ def trained_data(
     path = (state.get("data") or {}).get("path")
     if data_dir is not None:
         cfg.data.data_dir, path = data_dir, None
-    elif path is not None and not Path(path).is_file():
+    elif path is not None and not Path(path).exists():
         path = None
     data = load_data(cfg, path)
     note_repeats(cfg, data)

@@ -4,6 +4,8 @@ A named dataset's sequence text file is looked for in, in order: the ``data_dir`
 each directory of ``$S4REC_DATA`` (``os.pathsep``-separated) and the cache directory
 (``$S4REC_CACHE`` or ``~/.cache/s4rec``). When it is missing, a raw source file found in the
 same directories (or downloaded from its public source) is prepared (5-core) into the cache.
+A path to a sequence text file or a binary dataset directory (:mod:`s4rec.data.binary`)
+is loaded as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from s4rec.data.binary import is_binary, read_dataset
 from s4rec.data.preprocess import prepare
 from s4rec.data.readers import DataError, read_sequence_text
 from s4rec.data.sequences import Sequences
@@ -101,17 +104,20 @@ def resolve_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
 ) -> Path:
-    """Path of a named dataset's sequence file (preparing it if needed), or of a given file."""
+    """Path of a named dataset's sequence file (preparing it if needed), or of a given file or
+    binary dataset directory."""
     key = str(name_or_path).lower()
     if key == SYNTHETIC:
         raise ValueError("'synthetic' is generated in memory and has no file; use load_sequences")
     info = DATASETS.get(key)
     if info is None:
         path = Path(name_or_path).expanduser()
-        if path.is_file():
+        if path.is_file() or is_binary(path):
             return path
         names = ", ".join([*DATASETS, SYNTHETIC])
-        raise DatasetNotFound(f"{name_or_path!r} is neither a dataset name ({names}) nor a file")
+        raise DatasetNotFound(
+            f"{name_or_path!r} is neither a dataset name ({names}) nor a file or binary dataset"
+        )
     dirs = search_dirs(data_dir)
     found = _find(dirs, (info.filename,))
     if found is not None:
@@ -139,7 +145,7 @@ def load_sequences(
     download: bool = True,
     synthetic_users: int | None = None,
 ) -> Sequences:
-    """Load a named dataset, a sequence text file, or ``synthetic``.
+    """Load a named dataset, a sequence text file, a binary dataset directory, or ``synthetic``.
 
     ``synthetic`` is generated with ``seed`` and, if given, ``synthetic_users`` users.
     """
@@ -149,7 +155,7 @@ def load_sequences(
         if synthetic_users is None:
             return make_synthetic(seed=seed).sequences
         return make_synthetic(n_users=synthetic_users, seed=seed).sequences
-    return read_sequence_text(resolve_dataset(name_or_path, data_dir, download))
+    return read_dataset(resolve_dataset(name_or_path, data_dir, download))
 
 
 def catalog_table(data_dir: str | os.PathLike | None = None) -> list[dict]:

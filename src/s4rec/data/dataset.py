@@ -8,6 +8,7 @@ are never seen by it.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal, overload
@@ -76,6 +77,14 @@ class Batch:
                        shared_negatives=_to(self.shared_negatives, device))  # fmt: skip
 
 
+def shared_tensor(array: np.ndarray) -> Tensor:
+    """``torch.from_numpy(array)``, also of a read-only (memory-mapped) array, whose pages
+    stay shared: the tensor is only read (writing into it would fault)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 class LeaveOneOut:
     """Per user: training part = all items but the last two; validation = second to last; test = last."""
 
@@ -106,7 +115,7 @@ class LeaveOneOut:
         self.n_dropped = int(short.sum())
         self.n_users = seqs.n_users
         self.n_items = seqs.n_items
-        self.flat = torch.from_numpy(seqs.values)
+        self.flat = shared_tensor(seqs.values)
         self.starts = torch.from_numpy(seqs.offsets[:-1].copy())
         self.final = hold_out == 0
         self.train_end = torch.from_numpy(seqs.offsets[1:] - hold_out)  # exclusive training end

@@ -19,15 +19,25 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from s4rec.data.readers import DataError, Interactions, read_raw, write_sequence_text
+from s4rec.data.binary import write_binary
+from s4rec.data.readers import (
+    DataError,
+    Interactions,
+    infer_format,
+    read_raw,
+    write_sequence_text,
+)
 from s4rec.data.sequences import Sequences
+from s4rec.data.stream import Coded, Fallback, read_coded
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_POLICIES = ("drop", "error")
+OUT_FORMATS = ("text", "binary")
 
 
 def to_sequences(
@@ -37,38 +47,87 @@ def to_sequences(
     log: logging.Logger = logger,
 ) -> Sequences:
     """Deduplicate, k-core filter, order and renumber an interaction log (see module doc)."""
+    _check_policies(k_core, duplicates)
+    users, raw_users = _factorize(inter.users)
+    items, raw_items = _factorize(inter.items)
+    coded = Coded(users, raw_users, items, raw_items, inter.times, inter.source)
+    dups = _duplicate_rows(coded)
+    if len(dups) and duplicates == "error":
+        _raise_duplicate(inter, coded, int(dups.min()))
+    return _build(coded, dups, k_core, duplicates, log)
+
+
+def _check_policies(k_core: int, duplicates: str) -> None:
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
     if k_core < 0:
         raise ValueError(f"k_core must be >= 0, not {k_core}")
-    users, raw_users = _factorize(inter.users)
-    items, raw_items = _factorize(inter.items)
-    keep = _drop_duplicates(inter, users, items, duplicates == "error", log)
-    keep = _k_core(users, items, keep, k_core, inter.source, log)
+
+
+def _build(
+    coded: Coded, dups: np.ndarray, k_core: int, duplicates: str, log: logging.Logger
+) -> Sequences:
+    """Sequences of a coded log less its duplicate rows ``dups`` (see module doc)."""
+    users, items = coded.users, coded.items
+    keep = np.ones(len(users), dtype=bool)
+    if len(dups):
+        keep[dups] = False
+        log.warning(
+            "%s: dropped %d exact duplicate (user, item, time) rows", coded.source, len(dups)
+        )
+    keep = _k_core(coded, keep, k_core, log)
     if not keep.any():
         raise DataError(
-            inter.source,
+            coded.source,
             None,
-            f"{k_core}-core filtering removed every interaction ({len(inter)} rows); "
+            f"{k_core}-core filtering removed every interaction ({len(coded)} rows); "
             "use a smaller k_core or more data",
         )
     rows = np.flatnonzero(keep)
-    rank = _user_rank(raw_users)
-    order = rows[np.lexsort((inter.times[rows], rank[users[rows]]))]
+    del keep
+    rank = _user_rank(coded.user_ids)
+    order = rows[np.lexsort((coded.times[rows], rank[users[rows]]))]
+    del rows
     u, i = users[order], items[order]
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
     offsets = np.r_[starts, len(u)].astype(np.int64)
     uniq, first = np.unique(i, return_index=True)
     by_first = uniq[np.argsort(first)]
-    new_id = np.zeros(len(raw_items), dtype=np.int64)
+    new_id = np.zeros(len(coded.item_ids), dtype=np.int64)
     new_id[by_first] = np.arange(1, len(by_first) + 1)
     return Sequences(
         offsets,
         new_id[i],
-        [raw_users[c] for c in u[starts].tolist()],
-        [raw_items[c] for c in by_first.tolist()],
-        inter.source,
+        [coded.user_ids[c] for c in u[starts].tolist()],
+        [coded.item_ids[c] for c in by_first.tolist()],
+        coded.source,
     )
+
+
+def read_sequences(
+    input_path: str | os.PathLike,
+    fmt: str = "auto",
+    k_core: int = 5,
+    duplicates: str = "drop",
+    **reader_kwargs,
+) -> Sequences:
+    """:func:`to_sequences` of the raw log at ``input_path``. CSV/TSV/Parquet are streamed
+    column-wise (:mod:`s4rec.data.stream`); files it cannot read exactly, and every error,
+    go through the exact reader :func:`read_raw`, which names the file and line."""
+    _check_policies(k_core, duplicates)
+    kind = infer_format(input_path) if fmt == "auto" else fmt
+    if kind in ("csv", "tsv", "parquet"):
+        kwargs = dict(reader_kwargs)
+        if kind != "parquet":
+            kwargs.setdefault("sep", "," if kind == "csv" else "\t")
+        try:
+            coded = read_coded(input_path, **kwargs)
+            dups = _duplicate_rows(coded)
+            if not (len(dups) and duplicates == "error"):
+                return _build(coded, dups, k_core, duplicates, logger)
+        except Fallback as e:
+            logger.debug("%s: read with the exact reader (%s)", input_path, e)
+    return to_sequences(read_raw(input_path, fmt, **reader_kwargs), k_core, duplicates)
 
 
 def prepare(
@@ -77,12 +136,15 @@ def prepare(
     fmt: str = "auto",
     k_core: int = 5,
     duplicates: str = "drop",
+    out_format: str = "text",
     **reader_kwargs,
 ) -> Sequences:
-    """Read a raw log, build sequences, write sequence text plus vocabulary; return them."""
-    inter = read_raw(input_path, fmt, **reader_kwargs)
-    seqs = to_sequences(inter, k_core=k_core, duplicates=duplicates)
-    write_sequence_text(seqs, output_path)
+    """Read a raw log, build sequences, write them (``out_format``: ``text``, sequence text
+    plus vocabulary, or ``binary``, a :mod:`s4rec.data.binary` directory); return them."""
+    if out_format not in OUT_FORMATS:
+        raise ValueError(f"out_format must be one of {OUT_FORMATS}, not {out_format!r}")
+    seqs = read_sequences(input_path, fmt, k_core, duplicates, **reader_kwargs)
+    (write_binary if out_format == "binary" else write_sequence_text)(seqs, output_path)
     logger.info(
         "wrote %s: %d users, %d items, %d interactions",
         output_path,
@@ -111,54 +173,43 @@ def _user_rank(raw: list[str]) -> np.ndarray:
     return rank
 
 
-def _drop_duplicates(
-    inter: Interactions, users: np.ndarray, items: np.ndarray, strict: bool, log: logging.Logger
-) -> np.ndarray:
-    """Mask keeping the first of each exact (user, item, time) duplicate group."""
-    times = inter.times
+def _duplicate_rows(coded: Coded) -> np.ndarray:
+    """Rows repeating an earlier row's exact (user, item, time)."""
+    users, items, times = coded.users, coded.items, coded.times
     order = np.lexsort((times, items, users))
     same = (
         (users[order][1:] == users[order][:-1])
         & (items[order][1:] == items[order][:-1])
         & (times[order][1:] == times[order][:-1])
     )
-    dups = order[1:][same]
-    keep = np.ones(len(users), dtype=bool)
-    if not len(dups):
-        return keep
-    if strict:
-        row = int(dups.min())
-        match = (users == users[row]) & (items == items[row]) & (times == times[row])
-        first = int(np.flatnonzero(match)[0])
-        where = inter.line_of(first)
-        raise DataError(
-            inter.source,
-            inter.line_of(row),
-            f"duplicate interaction (user {inter.users[row]!r}, item {inter.items[row]!r}, "
-            f"time {times[row]}) repeats {f'row {first}' if where is None else f'line {where}'}",
-        )
-    keep[dups] = False
-    log.warning("%s: dropped %d exact duplicate (user, item, time) rows", inter.source, len(dups))
-    return keep
+    return order[1:][same]
 
 
-def _k_core(
-    users: np.ndarray,
-    items: np.ndarray,
-    keep: np.ndarray,
-    k: int,
-    source: str,
-    log: logging.Logger,
-) -> np.ndarray:
+def _raise_duplicate(inter: Interactions, coded: Coded, row: int) -> NoReturn:
+    """The DataError for duplicate ``row``, naming the row it repeats."""
+    users, items, times = coded.users, coded.items, coded.times
+    match = (users == users[row]) & (items == items[row]) & (times == times[row])
+    first = int(np.flatnonzero(match)[0])
+    where = inter.line_of(first)
+    raise DataError(
+        inter.source,
+        inter.line_of(row),
+        f"duplicate interaction (user {inter.users[row]!r}, item {inter.items[row]!r}, "
+        f"time {times[row]}) repeats {f'row {first}' if where is None else f'line {where}'}",
+    )
+
+
+def _k_core(coded: Coded, keep: np.ndarray, k: int, log: logging.Logger) -> np.ndarray:
     """Iteratively drop users and items with fewer than ``k`` kept interactions."""
     if k <= 1:
         return keep
+    users, items = coded.users, coded.items
     before = _sizes(users, items, keep)
     passes = 0
     while True:
         passes += 1
-        n_user = np.bincount(users[keep], minlength=len(users))
-        n_item = np.bincount(items[keep], minlength=len(items))
+        n_user = np.bincount(users[keep], minlength=len(coded.user_ids))
+        n_item = np.bincount(items[keep], minlength=len(coded.item_ids))
         new = keep & (n_user[users] >= k) & (n_item[items] >= k)
         if new.sum() == keep.sum():
             break
@@ -166,7 +217,7 @@ def _k_core(
     after = _sizes(users, items, keep)
     log.info(
         "%s: %d-core (%d passes) removed %d users, %d items, %d interactions",
-        source,
+        coded.source,
         k,
         passes,
         *(b - a for b, a in zip(before, after, strict=True)),

@@ -311,7 +311,14 @@ def parse_times(path: Path, values: list, lines: np.ndarray | None = None) -> np
 def _exact_times(path: Path, texts: list[str], lines: np.ndarray | None) -> np.ndarray:
     """``parse_times`` of text that is not all integers: decimals, or ISO-8601 dates (as the
     first row is)."""
-    dated = _decimal(texts[0]) is None
+    return time_keys(path, texts, lines, _decimal(texts[0]) is None)[0]
+
+
+def time_keys(
+    path: Path, texts: list[str], lines: np.ndarray | None, dated: bool
+) -> tuple[np.ndarray, int]:
+    """Exact int64 keys of stripped time texts, all dates (``dated``) or all decimals, and
+    the power of ten the decimals were scaled by."""
     keys: list[Any] = [_iso_ns(t) if dated else _decimal(t) for t in texts]
     bad = next((r for r, k in enumerate(keys) if k is None or not Decimal(k).is_finite()), None)
     if bad is not None:
@@ -328,7 +335,7 @@ def _exact_times(path: Path, texts: list[str], lines: np.ndarray | None) -> np.n
         raise DataError(
             path, _line(lines, bad), f"timestamp {texts[bad]!r} does not fit int64{why}"
         )
-    return np.array(keys, dtype=np.int64)
+    return np.array(keys, dtype=np.int64), scale
 
 
 def _time_problem(text: str, dated: bool) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +73,20 @@ class Sequences:
         if user_ids is None:
             user_ids = [str(u) for u in range(1, len(seqs) + 1)]
         return cls(offsets, values, user_ids, item_ids, source)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Sizes and a hash of the sequences and their raw ids: equal only for the same data."""
+        digest = hashlib.blake2b(digest_size=16)
+        for array in (self.offsets, self.values):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        for ids in (self.user_ids, self.item_ids):
+            digest.update("\0".join(ids).encode() + b"\1")
+        return {
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": len(self.values),
+            "blake2b": digest.hexdigest(),
+        }
 
     def seen_before(self, pos: np.ndarray) -> np.ndarray:
         """Bool (U,): does user ``u``'s item at flat position ``pos[u]`` occur earlier in
