@@ -384,3 +384,23 @@ def test_corrupt_or_empty_parquet_is_a_data_error(
         read_interactions(path)
     err = fails(capsys, "prepare", str(path), "--out", str(tmp_path / "o.txt"))
     assert "not a readable Parquet file" in err
+
+
+def test_a_histories_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    from s4rec.inference import read_histories
+
+    path = tmp_path / "histories.txt"
+    path.write_bytes(codecs.BOM_UTF8 + b'a b\n["x y", 3]\r\nc\xe9d\n')
+    with pytest.raises(DataError, match=r"histories.txt:3: not UTF-8 text \(byte 0xe9"):
+        read_histories(path)
+    path.write_bytes(codecs.BOM_UTF8 + b'a b\n\n["x y", 3]\r\n')
+    assert read_histories(path) == [["a", "b"], [], ["x y", "3"]]
+
+
+def test_curves_skip_a_partial_last_metrics_line(tmp_path: Path) -> None:
+    from s4rec.report.analyze import read_curves
+
+    log = tmp_path / "metrics.jsonl"
+    line = '{"epoch": 1, "loss": {"next_item": 0.5}, "valid": {"NDCG@20": 0.1}}\n'
+    log.write_text(line + line.replace("1,", "2,")[:30])  # epoch 2 cut short by a crash
+    assert read_curves(log)["epoch"] == [1]

@@ -13,6 +13,7 @@ from torch import Tensor
 from .checkpoint import load_state, model_from_state
 from .config import Config
 from .data.dataset import LeaveOneOut, Split
+from .data.readers import read_text
 from .evaluate import Ranker
 from .files import atomic_file
 from .model import SequenceEncoder
@@ -85,20 +86,19 @@ def read_histories(path: str | Path) -> list[list[str]]:
     """Histories from a file, one per line: space-separated raw ids, or a JSON list of ids
     (for ids that contain spaces). A malformed line is an error naming it."""
     histories = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.lstrip().startswith("["):
-                histories.append(line.split())
-                continue
-            try:
-                ids = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{path}, line {number}: not a JSON list of ids ({err.msg})"
-                ) from None
-            if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
-                raise ValueError(f"{path}, line {number}: expected a JSON list of item ids")
-            histories.append([str(i) for i in ids])
+    text = read_text(path)
+    lines = text.removesuffix("\n").split("\n") if text else []
+    for number, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("["):
+            histories.append(line.split())
+            continue
+        try:
+            ids = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}: not a JSON list of ids ({err.msg})") from None
+        if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+            raise ValueError(f"{path}, line {number}: expected a JSON list of item ids")
+        histories.append([str(i) for i in ids])
     return histories
 
 

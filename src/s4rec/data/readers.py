@@ -90,6 +90,15 @@ def vocab_path(path: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------- sequence text
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A whole UTF-8 file (a BOM skipped); other bytes are a DataError naming the line."""
+    data = Path(path).read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(Path(path), data.split(b"\n")) from None
+
+
 def read_sequence_text(path: str | os.PathLike) -> Sequences:
     """Read a sequence text file, strictly validated.
 
@@ -98,11 +107,7 @@ def read_sequence_text(path: str | os.PathLike) -> Sequences:
     when that file sits beside ``path``. Users keep file order.
     """
     path = Path(path)
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _not_utf8(path, data.split(b"\n")) from None
+    text = read_text(path)
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()

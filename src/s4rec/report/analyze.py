@@ -46,7 +46,7 @@ def read_curves(log: Path) -> dict[str, list[float]]:
     curves: dict[str, list[float]] = defaultdict(list)
     if not log.exists():
         return {}
-    for line in log.read_text().splitlines():
+    for line in log.read_text().split("\n")[:-1]:  # complete lines: not an interrupted write
         if line.strip():
             row = json.loads(line)
             curves["epoch"].append(row["epoch"])
