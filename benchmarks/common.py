@@ -69,6 +69,27 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]
     return statistics.median(times), [round(t, 3) for t in times], out
 
 
+def count(text: str) -> int:
+    """``1M`` -> 1_000_000, ``300k`` -> 300_000."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1].lower(), 1)
+    return int(float(text.rstrip("kKmM")) * scale)
+
+
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``cmd`` to the end: its wall seconds, peak RSS in MiB (``os.wait4``) and stdout."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert child.stdout is not None
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    child.stdout.close()
+    if child.returncode:
+        raise SystemExit(f"{cmd} failed with status {child.returncode}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
 def result_path(name: str, result: dict[str, Any]) -> Path:
     """Where a result named ``name`` lives: a summary (it names its ``benchmark``) under
     SUMMARIES, a training run under RUNS."""

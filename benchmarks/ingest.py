@@ -14,8 +14,6 @@ benchmarks/results/summaries/ingest[-exact].json.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,19 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common import commit, provenance, write_result
+from common import commit, count, provenance, run_child, write_result
 
 EXACT = (
     "import sys; from s4rec.data.preprocess import to_sequences; "
     "from s4rec.data.readers import read_raw, write_sequence_text; "
     "write_sequence_text(to_sequences(read_raw(sys.argv[1])), sys.argv[2])"
 )
-
-
-def count(text: str) -> int:
-    """``1M`` -> 1_000_000, ``300k`` -> 300_000."""
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1].lower(), 1)
-    return int(float(text.rstrip("kKmM")) * scale)
 
 
 def write_log(path: Path, rows: int, seed: int = 0) -> None:
@@ -66,13 +58,8 @@ def measure(log: Path, out: Path, reader: str) -> dict:
         cmd = [sys.executable, "-c", EXACT, str(log), str(out)]
     else:
         cmd = [sys.executable, "-m", "s4rec", "prepare", str(log), "--out", str(out)]
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    if status:
-        raise SystemExit(f"{cmd} failed with status {status}")
-    return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    wall, peak, _ = run_child(cmd)
+    return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak, 1)}
 
 
 def main() -> None:
