@@ -148,15 +148,20 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         print(json.dumps({"items": [{"item": i, "score": round(v, 6)} for i, v in top]}))
 
 
+def missing_extra(command: str, err: ImportError) -> SystemExit:
+    """The exit for a command whose optional dependencies (the extra of its name) are absent."""
+    return SystemExit(
+        f"s4rec {command} needs the {command} extra: pip install -e '.[{command}]' ({err})"
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     try:
         import uvicorn
 
         from .serve import load_app
     except ImportError as err:
-        raise SystemExit(
-            f"s4rec serve needs the serve extra: pip install -e '.[serve]' ({err})"
-        ) from None
+        raise missing_extra("serve", err) from None
     app = load_app(args.checkpoint, args.device, args.onnx)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
@@ -165,9 +170,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     try:
         from .export import export_onnx
     except ImportError as err:
-        raise SystemExit(
-            f"s4rec export needs the export extra: pip install -e '.[export]' ({err})"
-        ) from None
+        raise missing_extra("export", err) from None
     parity = export_onnx(args.checkpoint, args.out, args.k)
     print(f"wrote {args.out}: top-{parity['k']} of {parity['items']} items; parity with the model"
           f" checked (largest score difference {parity['max_score_difference']:.1e})")  # fmt: skip
