@@ -7,7 +7,8 @@ Each point USERS:ITEMS is a ``make_scale_synthetic`` dataset in the binary forma
 by benchmarks/make_scale_data.py and cached under ~/.cache/s4rec/scale (``--cache``). Every
 measurement runs in a fresh process (one thread, OMP_NUM_THREADS=1) whose peak RSS is read with
 ``os.wait4``: loading (``load_data``), one training epoch of ``sasrec`` with
-``loss.next_item=sampled_ce`` and of ``s4rec`` (BCE), and full-ranking evaluation on test
+``loss.next_item=sampled_ce`` and of ``s4rec`` (BCE), each with the dense item table and
+with ``train.sparse_items`` (TRAIN), and full-ranking evaluation on test
 (an untrained ``sasrec``: its cost does not depend on the weights). ``--max-batches N`` times
 the first N batches and extrapolates the epoch from them (both recorded, labelled);
 ``--eval-users N`` ranks a random N users (recorded). Writes
@@ -32,7 +33,14 @@ from common import commit, count, provenance, run_child, write_result
 HERE = Path(__file__).resolve().parent
 CACHE = Path.home() / ".cache" / "s4rec" / "scale"
 POINTS = ["10k:200k", "100k:200k", "1M:200k", "10k:20k"]
-TRAIN = {"sasrec": ["loss.next_item=sampled_ce"], "s4rec": []}  # s4rec: its BCE preset
+SPARSE = "train.sparse_items=true"  # the item table's gradient and Adam step touch its used rows
+TRAIN = {  # label: method, settings on top of its preset (s4rec's is BCE)
+    "sasrec": ("sasrec", ["loss.next_item=sampled_ce"]),
+    "s4rec": ("s4rec", []),
+    "sasrec-sparse": ("sasrec", ["loss.next_item=sampled_ce", SPARSE]),
+    "s4rec-sparse": ("s4rec", [SPARSE]),
+}
+GENERATOR = "full"  # in cached names: datasets since the generator kept the whole catalogue
 COMMON = ["train.threads=1", "train.device=cpu", "train.progress=false"]
 
 
@@ -134,7 +142,7 @@ def child_main(spec: dict[str, Any]) -> None:
 # -- the driver --------------------------------------------------------------------------------
 def dataset(users: int, items: int, cache: Path) -> tuple[Path, dict[str, Any] | None]:
     """The binary dataset of a point, made (and its generation measured) unless cached."""
-    path = cache / f"u{users}-i{items}-s0.s4rec"
+    path = cache / f"u{users}-i{items}-s0-{GENERATOR}.s4rec"
     if path.exists():
         return path, None
     cache.mkdir(parents=True, exist_ok=True)
@@ -162,8 +170,8 @@ def point(text: str, args: argparse.Namespace) -> dict[str, Any]:
     rec["generate"] = generated or "cached"
     rec["load"] = measure({**base, "kind": "load", "method": "sasrec", "sets": COMMON})
     rec["train"] = {
-        m: measure({**base, "kind": "train", "method": m, "sets": [*COMMON, *sets]})
-        for m, sets in TRAIN.items()
+        label: measure({**base, "kind": "train", "method": m, "sets": [*COMMON, *sets]})
+        for label, (m, sets) in TRAIN.items()
     }
     rec["eval"] = measure({**base, "kind": "eval", "method": "sasrec", "sets": COMMON})
     return rec

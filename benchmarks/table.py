@@ -40,7 +40,7 @@ PAPER = {  # Tables 2 and 3 of the paper, test HR@5 / HR@20 / NDCG@5 / NDCG@20 (
     ("beauty", "s4rec-no-gr"): (0.0487, 0.1035, 0.0329, 0.0480),
 }
 PAPER_K_HR5 = {32: 0.0510, 64: 0.0508, 128: 0.0519, 256: 0.0481, 512: 0.0455}  # Table 4, Beauty
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+MARKERS = "<!-- {}:start -->", "<!-- {}:end -->"
 # settings that name a run rather than change what it learns
 BOOKKEEPING = ("train.seed", "train.threads", "train.progress", "data.data_dir", "train.device",
                "train.eval_batch_users", "train.eval_item_chunk")  # fmt: skip
@@ -279,13 +279,117 @@ def serve_table(results: list[dict]) -> list[str]:
     return [*lines, "", *notes]
 
 
+def peers_rows(r: dict) -> list[str]:
+    """One peers run: s4rec's SASRec-CE against RecBole's, side by side in one run."""
+    ours, theirs, ratio = (
+        r["summary"]["s4rec"],
+        r["summary"]["recbole"],
+        r["ratios_s4rec_vs_recbole"],
+    )
+    e = r["epochs"]
+    return [
+        f"| seconds per training epoch | {ours['epoch_seconds_median']:.1f} | "
+        f"{theirs['epoch_seconds_median']:.1f} | {ratio['train_epoch_speedup']:.1f}x faster |",
+        f"| seconds per full-ranking evaluation, all users | {ours['eval_seconds_median']:.1f} | "
+        f"{theirs['eval_seconds_median']:.1f} | {ratio['eval_speedup']:.1f}x faster |",
+        f"| peak memory (MiB) | {ours['peak_rss_mib']:.0f} | {theirs['peak_rss_mib']:.0f} | "
+        f"{ratio['peak_rss']:.2f}x |",
+        f"| test NDCG@10 after {e} epochs, each library's evaluator | "
+        f"{ours['own_evaluator']['NDCG@10']:.4f} | {theirs['own_evaluator']['NDCG@10']:.4f} | "
+        f"{ratio['NDCG@10 own_evaluator']:.2f}x |",
+        f"| test NDCG@10 after {e} epochs, our evaluator on both top-20 lists | "
+        f"{ours['ours_history_excluded']['NDCG@10']:.4f} | "
+        f"{theirs['ours_history_excluded']['NDCG@10']:.4f} | "
+        f"{ratio['NDCG@10 ours_history_excluded']:.2f}x |",
+    ]
+
+
+def peers_table(results: list[dict]) -> list[str]:
+    lines = []
+    for r in sorted(results, key=lambda r: r["epochs"]):
+        lib = r["libraries"]["recbole"]
+        version = lib.get("recbole", "")
+        lines += [f"{r['epochs']} epochs, `{r['command']}` (commit {r['commit'][:7]}):", "",
+                  f"| Beauty, SASRec with CE, one thread each | s4rec | RecBole {version} | s4rec vs RecBole |",
+                  "|---|---|---|---|", *peers_rows(r), ""]  # fmt: skip
+    return lines
+
+
+def epochs(train: dict, suffix: str) -> str:
+    """A point's sasrec and s4rec epoch seconds (``suffix``: which variant), or -."""
+    got = [train.get(m + suffix) for m in ("sasrec", "s4rec")]
+    return ", ".join(f"{t['epoch_seconds']:.1f}" if t else "-" for t in got)
+
+
+def train_growth(g: dict) -> str:
+    """The training cost-per-user ratios of a growth row, one per trained variant."""
+    return ", ".join(f"x{v} ({k.removeprefix('train_').removesuffix('_seconds_per_user')})"
+                     for k, v in g.items() if k.startswith("train_"))  # fmt: skip
+
+
+def scale_table(results: list[dict]) -> list[str]:
+    lines = ["| users | items | interactions | load s | load peak MiB | epoch s: sasrec, s4rec "
+             "| sparse item table | eval ms/user | eval peak MiB | ranking adds MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for p in r["points"]:
+            load, train, ev = p["load"], p["train"], p["eval"]
+            extrapolated = any(t["epoch_extrapolated"] for t in train.values())
+            lines.append(
+                f"| {p['users']:,} | {load['items']:,} | {load['interactions']:,} | "
+                f"{load['seconds']:.2f} | {load['peak_rss_mib']:.0f} | "
+                f"{epochs(train, '')}{'*' if extrapolated else ''} | "
+                f"{epochs(train, '-sparse')}{'*' if extrapolated else ''} | "
+                f"{1000 * ev['seconds_per_user']:.2f} | "
+                f"{ev['peak_rss_mib']:.0f} | {ev['peak_rss_mib'] - ev['rss_before_ranking_mib']:.0f} |"
+            )
+        growth = r["growth_with_users"]
+        lines += ["", f"`{r['command']}` (commit {r['commit'][:7]}); * the epoch is extrapolated"
+                  f" from its first {r['max_batches']} batches; evaluation ranks"
+                  f" {r['eval_users']:,} random users against every item.", ""]  # fmt: skip
+        for g in growth:
+            lines.append(
+                f"- {g['users']:,} users against {g['relative_to_users']:,} ({g['items']:,} items):"
+                f" training cost per user {train_growth(g)}; evaluation cost per user"
+                f" x{g['eval_seconds_per_user']}; evaluation peak memory x{g['eval_peak_rss_mib']}."
+            )
+        for g in r["growth_with_items"]:
+            lines.append(
+                f"- {g['items']:,} items against {g['relative_to_items']:,} ({g['users']:,} users):"
+                f" training cost per user {train_growth(g)}; evaluation cost per user"
+                f" x{g['eval_seconds_per_user']}."
+            )
+    return lines
+
+
+def render_readme_cost() -> str:
+    """The README's cost table: the newest peers run's ratios, measured side by side."""
+    peers = [r for r in load(SUMMARIES) if r["benchmark"] == "peers"]
+    if not peers:
+        return generated([], "cost")
+    r = max(peers, key=lambda r: r["epochs"])
+    head = ["| Beauty, SASRec with CE, one thread each, one run | s4rec | RecBole "
+            f"{r['libraries']['recbole'].get('recbole', '')} | s4rec vs RecBole |", "|---|---|---|---|"]  # fmt: skip
+    lines = [*head, *peers_rows(r)]
+    for s in (r for r in load(SUMMARIES) if r["benchmark"] == "scale"):
+        big = max(s["points"], key=lambda p: p["users"])
+        g = next(g for g in s["growth_with_users"] if g["users"] == big["users"])
+        lines += ["", f"At {big['users']:,} users and {big['load']['items']:,} items"
+                  f" ({big['load']['interactions']:,} interactions) the binary dataset loads in"
+                  f" {big['load']['seconds']:.1f} s at {big['load']['peak_rss_mib']:.0f} MiB peak;"
+                  f" from {g['relative_to_users']:,} users to {big['users']:,} a training epoch's"
+                  f" cost per user changes by {train_growth(g)}."]  # fmt: skip
+    return generated(lines, "cost")
+
+
 def load(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def generated(body: list[str]) -> str:
-    return "\n".join([START, "<!-- generated by benchmarks/table.py; do not edit by hand -->",
-                      *body, END])  # fmt: skip
+def generated(body: list[str], block: str = "results") -> str:
+    start, end = (m.format(block) for m in MARKERS)
+    return "\n".join([start, "<!-- generated by benchmarks/table.py; do not edit by hand -->",
+                      *body, end])  # fmt: skip
 
 
 HEADLINE = ("sasrec", "cl4srec", "iclrec", "iclrec-codepad", "s4rec")
@@ -336,6 +440,15 @@ def render() -> str:
         body += ["", "### Serving (HTTP, one core)", "", *serve_table(kinds["serve_load"])]
     if kinds["repeats"]:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
+    if kinds["peers"]:
+        body += ["", "### Against RecBole, side by side", "", *peers_table(kinds["peers"])]
+    if kinds["scale"]:
+        body += [
+            "",
+            "### Scale (synthetic, long-tailed, one thread)",
+            "",
+            *scale_table(kinds["scale"]),
+        ]
     if kinds["clustering_cost"]:
         body += ["", "### What per-epoch K-means adds, by number of users", "",
                  *clustering_table(kinds["clustering_cost"])]  # fmt: skip
@@ -393,14 +506,17 @@ def main() -> None:
     p.add_argument("--check", action="store_true")
     args = p.parse_args()
     stale = []
-    for doc, render_doc in ((ROOT / "README.md", render_headline),
-                            (ROOT / "docs" / "results.md", render),
-                            (ROOT / "docs" / "reproduction.md", render_reproduction)):  # fmt: skip
+    for doc, block, render_doc in ((ROOT / "README.md", "results", render_headline),
+                                   (ROOT / "README.md", "cost", render_readme_cost),
+                                   (ROOT / "docs" / "results.md", "results", render),
+                                   (ROOT / "docs" / "reproduction.md", "results",
+                                    render_reproduction)):  # fmt: skip
         text = doc.read_text()
-        if START not in text or END not in text:
-            sys.exit(f"{doc}: missing the {START} / {END} markers")
-        before, rest = text.split(START, 1)
-        new = before + render_doc() + rest.split(END, 1)[1]
+        start, end = (m.format(block) for m in MARKERS)
+        if start not in text or end not in text:
+            sys.exit(f"{doc}: missing the {start} / {end} markers")
+        before, rest = text.split(start, 1)
+        new = before + render_doc() + rest.split(end, 1)[1]
         if args.check:
             stale += [str(doc)] if new != text else []
         else:

@@ -175,3 +175,11 @@ def test_scale_generator_deterministic_and_long_tailed(tmp_path: Path) -> None:
     assert counts[: len(counts) // 100].sum() > 0.05 * counts.sum()  # top 1% of items: > 5%
     assert counts[0] > 20 * np.median(counts)
     assert len(np.unique(a.intents)) == 8
+
+
+def test_scale_generator_keeps_the_whole_catalogue() -> None:
+    seqs = make_scale_synthetic(1_000, 40_000, seed=2).sequences  # ~15k draws: many items unused
+    used = np.unique(seqs.values)
+    assert seqs.n_items == 40_000 and len(used) < 30_000
+    assert used.min() >= 1 and used.max() <= 40_000
+    assert make_synthetic(n_users=20, n_items=4_000).sequences.n_items < 4_000  # dense by default

@@ -165,6 +165,11 @@ class TrainConfig:
     # a model for deployment: train on every interaction (nothing held out, no validation)
     # for exactly ``epochs`` epochs, e.g. a finished run's best epoch (--epochs-from)
     final: bool = False
+    # the item table gets sparse gradients and a lazy Adam (torch's SparseAdam): a step
+    # costs in proportion to the items it touches, not to the catalogue, and only those
+    # rows move and decay their moments (dense Adam keeps moving every row). For large
+    # catalogues with "bce", "bpr" or "sampled_ce"; a different optimiser, so other numbers
+    sparse_items: bool = False
 
 
 @dataclass
@@ -249,6 +254,15 @@ def check_settings(cfg: Config) -> None:
         )
     if not ops or set(ops) - set(OPERATORS):
         raise ValueError(f"augment.operators: {list(ops)} is not a non-empty subset of {OPERATORS}")
+    if cfg.train.sparse_items:
+        if cfg.loss.next_item == "ce":
+            raise ValueError(
+                "train.sparse_items: the full softmax (loss.next_item=ce) scores every item,"
+                " so every row gets a gradient: use sampled_ce, bce or bpr"
+            )
+        if cfg.train.weight_decay:
+            raise ValueError("train.sparse_items: the lazy Adam has no weight decay: set"
+                             " train.weight_decay=0")  # fmt: skip
 
 
 # settings that change where and how fast a trained model runs, never what it computes

@@ -183,6 +183,47 @@ def adam(params: Any, device: torch.device, lr: float, weight_decay: float) -> t
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
+class SparseTableAdam(torch.optim.Optimizer):
+    """Adam for the dense parameters and torch's SparseAdam (lazy: only the rows a step
+    touched move) for embedding tables with sparse gradients, stepped as one optimiser."""
+
+    def __init__(self, dense: list[Tensor], tables: list[Tensor], device: torch.device,
+                 lr: float) -> None:  # fmt: skip
+        self.parts = [adam(dense, device, lr, 0.0), torch.optim.SparseAdam(tables, lr=lr)]
+        # the union of the parts' groups, for whoever walks them (the gradient scaler)
+        super().__init__([g for o in self.parts for g in o.param_groups], {})
+        self.param_groups = [g for o in self.parts for g in o.param_groups]
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for o in self.parts:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.parts:
+            o.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [o.state_dict() for o in self.parts]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for o, s in zip(self.parts, state_dict["parts"], strict=True):
+            o.load_state_dict(s)
+
+
+def make_optimizer(model: torch.nn.Module, params: Any, device: torch.device, lr: float,
+                   weight_decay: float, sparse_items: bool) -> torch.optim.Optimizer:  # fmt: skip
+    """The training optimiser of ``params``: Adam, or with ``sparse_items`` the lazy Adam
+    for ``model.item_emb`` (switched to sparse gradients here) beside Adam for the rest."""
+    if not sparse_items:
+        return adam(params, device, lr, weight_decay)
+    table = model.get_submodule("item_emb")
+    assert isinstance(table, torch.nn.Embedding)
+    table.sparse = True
+    dense = [p for p in params if p is not table.weight]
+    return SparseTableAdam(dense, [table.weight], device, lr)
+
+
 Forward = TypeVar("Forward", bound=Callable[..., Tensor])
 
 

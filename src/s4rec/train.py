@@ -25,13 +25,13 @@ from .objectives import build_objective
 from .pipeline import build_model, check_data, data_record, load_data, note_repeats
 from .rundir import claim, locked, trim_metrics
 from .runtime import (
-    adam,
     autocast,
     barrier,
     check_precision,
     chunk_cost,
     gather_objects,
     grad_scaler,
+    make_optimizer,
     prefetched,
     rank,
     resolve_device,
@@ -78,6 +78,8 @@ class Trainer:
                 f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide"
                 f" by the number of processes ({self.world})"
             )
+        if cfg.train.sparse_items and self.world > 1:
+            raise ValueError("train.sparse_items runs in one process only, not under torchrun")
         start_process_group(self.device)  # under torchrun; nothing otherwise
         self.cfg = cfg
         self.out = Path(out_dir)
@@ -95,9 +97,10 @@ class Trainer:
             self.objective, self.device, self.objective.may_skip_parameters
         )
         self.scaler = grad_scaler(self.device, cfg.train.precision)
-        self.optimizer = adam(
-            self.objective.parameters(), self.device, cfg.train.lr, cfg.train.weight_decay
-        )
+        self.optimizer = make_optimizer(
+            self.model, list(self.objective.parameters()), self.device, cfg.train.lr,
+            cfg.train.weight_decay, cfg.train.sparse_items,
+        )  # fmt: skip
         # the epoch's sample order is shared by all ranks; each rank draws its own negatives
         # and views (in one process both come from one generator, as they always have)
         self.order_generator = torch.Generator().manual_seed(cfg.train.seed)

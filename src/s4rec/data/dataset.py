@@ -121,8 +121,17 @@ class LeaveOneOut:
         self.train_end = torch.from_numpy(seqs.offsets[1:] - hold_out)  # exclusive training end
         self.train_lengths = self.train_end - self.starts
         self.is_head = head_tail_labels(self.train_lengths.numpy(), head_fraction)
-        user, self.train_items = self._training_interactions()  # insert draws from train_items
-        self._train_keys = torch.sort(user * (self.n_items + 1) + self.train_items).values
+        # every training interaction's item (insert draws from them) and, sorted, its key
+        # user * (n_items + 1) + item; built in place, a few bytes per interaction at a time
+        keep = np.ones(len(seqs.values), dtype=bool)
+        for back in range(1, hold_out + 1):
+            keep[seqs.offsets[1:] - back] = False
+        items = seqs.values[keep]
+        keys = np.repeat(np.arange(self.n_users, dtype=np.int64), self.train_lengths.numpy())
+        keys *= self.n_items + 1
+        keys += items
+        keys.sort()
+        self.train_items, self._train_keys = torch.from_numpy(items), torch.from_numpy(keys)
 
     def target(self, split: Split) -> Tensor:
         """(U,) validation or test item of every user."""
@@ -140,14 +149,6 @@ class LeaveOneOut:
     def repeated(self, split: Split) -> Tensor:
         """(U,) bool: is the user's validation or test target an item of their own history?"""
         return torch.from_numpy(self.seqs.seen_before(self.history_end(split).numpy()))
-
-    def _training_interactions(self) -> tuple[Tensor, Tensor]:
-        """(N,) user and (N,) item of every interaction in the training parts."""
-        user = torch.repeat_interleave(torch.arange(self.n_users), self.train_lengths)
-        pos = torch.arange(len(user)) - torch.repeat_interleave(
-            torch.cumsum(self.train_lengths, 0) - self.train_lengths, self.train_lengths
-        )
-        return user, self.flat[self.starts[user] + pos]
 
     def item_counts(self) -> Tensor:
         """(n_items + 2,) how often each item occurs in the training parts (0 for specials)."""

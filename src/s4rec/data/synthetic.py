@@ -153,14 +153,16 @@ def make_synthetic(
     length_alpha: float = 1.2,
     step_probs: tuple[float, ...] = (0.6, 0.25, 0.15),
     length_coupling: float = 0.0,
+    dense_catalogue: bool = True,
 ) -> SyntheticData:
     """Sequences where each user follows one intent's item cycle, with popular-item jumps.
 
     ``jump`` is the fraction of positions holding a Zipf(``zipf``)-popular item,
     ``length_alpha`` the power-law exponent of lengths, ``step_probs[j]`` the chance of
     moving ``j + 1`` places along the cycle, ``length_coupling`` the fraction of users
-    whose intent is tied to their length (0: independent). The catalogue is renumbered densely, so
-    ``sequences.n_items <= n_items`` (equal unless some item is never used).
+    whose intent is tied to their length (0: independent). With ``dense_catalogue`` the items
+    never drawn are dropped and the rest renumbered, so ``sequences.n_items <= n_items``;
+    without, the catalogue holds all ``n_items`` (a real catalogue has items nobody chose).
     """
     _validate(
         n_users, n_items, n_intents, min_len, max_len, jump, zipf, length_alpha, step_probs,
@@ -211,11 +213,10 @@ def make_synthetic(
     values[is_jump] = jumps
     values[~is_jump] = walk
 
-    # Dense catalogue.
     used = np.zeros(n_items + 1, dtype=bool)
     used[values] = True
     used[0] = False
-    if not used[1:].all():
+    if dense_catalogue and not used[1:].all():
         new_id = np.cumsum(used)
         values = new_id[values]
         item_intents = np.concatenate([[-1], item_intents[used]])
@@ -263,9 +264,11 @@ def make_scale_synthetic(
     """``make_synthetic`` at benchmark scale: long-tailed lengths (power law on
     ``5..max_len``, capped at ``n_items // 2``), long-tailed item popularity (Zipf jumps, uneven
     intents), one intent per 2,000 items (at least 8) and head users gathered in some intents
-    (``length_coupling=0.5``). Vectorised: 1M users x 200k items take about 20 s and 1.2 GB."""
+    (``length_coupling=0.5``). The catalogue keeps all ``n_items``, drawn or not, so that
+    datasets with different numbers of users rank the same items. Vectorised: 1M users x 200k
+    items take about 20 s and 1.2 GB."""
     n_intents = min(max(8, n_items // 2000), n_items // 5)
     return make_synthetic(
         n_users=n_users, n_items=n_items, n_intents=n_intents, seed=seed,
-        max_len=min(max_len, n_items // 2), length_coupling=0.5,
+        max_len=min(max_len, n_items // 2), length_coupling=0.5, dense_catalogue=False,
     )  # fmt: skip
