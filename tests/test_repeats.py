@@ -42,6 +42,15 @@ def test_held_out_repeats_by_hand() -> None:
     assert data.repeated("test").tolist() == [True, True, True, True, False]
 
 
+def test_seen_before_is_the_same_in_any_block_size() -> None:
+    seqs = plant_repeats(make_synthetic(n_users=500, seed=2).sequences, 0.3)
+    pos = seqs.offsets[1:] - 1
+    by_hand = [item in seqs[u][:-1] for u, item in enumerate(seqs.values[pos])]
+    assert 0 < sum(by_hand) < seqs.n_users
+    for block in (1, 3, 64, 1 << 16):
+        assert seqs.seen_before(pos, block).tolist() == by_hand
+
+
 def test_plant_repeats_copies_recent_items_only() -> None:
     seqs = make_synthetic(n_users=300, seed=3).sequences
     assert seqs.held_out_repeats()["either"] == 0  # the generator never repeats

@@ -88,13 +88,19 @@ class Sequences:
             "blake2b": digest.hexdigest(),
         }
 
-    def seen_before(self, pos: np.ndarray) -> np.ndarray:
+    def seen_before(self, pos: np.ndarray, block: int = 1 << 16) -> np.ndarray:
         """Bool (U,): does user ``u``'s item at flat position ``pos[u]`` occur earlier in
-        the user's sequence (a repeat)? ``pos[u]`` lies in ``[offsets[u], offsets[u + 1])``."""
-        user = np.repeat(np.arange(self.n_users), self.lengths)
-        earlier = np.arange(len(self.values)) < pos[user]
-        same = earlier & (self.values == self.values[pos][user])
-        return np.bincount(user[same], minlength=self.n_users) > 0
+        the user's sequence (a repeat)? ``pos[u]`` lies in ``[offsets[u], offsets[u + 1])``.
+        Blocks of ``block`` users at a time: memory does not grow with the dataset."""
+        out = np.zeros(self.n_users, dtype=bool)
+        for lo in range(0, self.n_users, block):
+            hi = min(lo + block, self.n_users)
+            a, b = self.offsets[lo], self.offsets[hi]
+            user = np.repeat(np.arange(hi - lo), self.lengths[lo:hi])
+            earlier = np.arange(a, b) < pos[lo:hi][user]
+            same = earlier & (self.values[a:b] == self.values[pos[lo:hi]][user])
+            out[lo:hi] = np.bincount(user[same], minlength=hi - lo) > 0
+        return out
 
     def held_out_repeats(self, min_length: int = 3) -> dict[str, int]:
         """Of the users a leave-one-out split keeps (``min_length`` or more items): how many
