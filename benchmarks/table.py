@@ -351,7 +351,8 @@ def scale_table(results: list[dict]) -> list[str]:
             lines.append(
                 f"- {g['users']:,} users against {g['relative_to_users']:,} ({g['items']:,} items):"
                 f" training cost per user {train_growth(g)}; evaluation cost per user"
-                f" x{g['eval_seconds_per_user']}; evaluation peak memory x{g['eval_peak_rss_mib']}."
+                f" x{g['eval_seconds_per_user']}; evaluation peak memory x{g['eval_peak_rss_mib']}"
+                f" (data included), what ranking adds to it x{g['eval_ranking_rss_mib']}."
             )
         for g in r["growth_with_items"]:
             lines.append(
