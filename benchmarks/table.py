@@ -363,6 +363,19 @@ def scale_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def ingest_table(results: list[dict]) -> list[str]:
+    lines = [
+        "| reader | rows | log MiB | seconds | rows/s | peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for p in r["sizes"]:
+            lines.append(f"| {r['reader']} | {p['rows']:,} | {p['log_mib']:.0f} | {p['wall_seconds']:.1f} | "
+                         f"{p['rows_per_second']:,} | {p['peak_rss_mib']:.0f} |")  # fmt: skip
+    commands = "; ".join(f"`{r['command']}` (commit {r['commit'][:7]})" for r in results)
+    return [*lines, "", f"{commands}; peak RSS of the whole `prepare` process."]
+
+
 def render_readme_cost() -> str:
     """The README's cost table: the newest peers run's ratios, measured side by side."""
     peers = [r for r in load(SUMMARIES) if r["benchmark"] == "peers"]
@@ -443,6 +456,9 @@ def render() -> str:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["peers"]:
         body += ["", "### Against RecBole, side by side", "", *peers_table(kinds["peers"])]
+    if kinds["ingest"]:
+        body += ["", "### Ingest (`prepare`, synthetic CSV logs, one process)", "",
+                 *ingest_table(kinds["ingest"])]  # fmt: skip
     if kinds["scale"]:
         body += [
             "",
