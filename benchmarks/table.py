@@ -376,6 +376,17 @@ def ingest_table(results: list[dict]) -> list[str]:
     return [*lines, "", f"{commands}; peak RSS of the whole `prepare` process."]
 
 
+def profile_table(results: list[dict]) -> list[str]:
+    lines = []
+    for r in results:
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["share_of_step"].items())
+        lines += [f"`{r['method']}` with `{r['config']}` on {r['dataset']} ({r['items']:,} items,"
+                  f" {r['targets_per_step']:.0f} targets per step): {shares}. `{r['command']}`"
+                  f" (commit {r['commit'][:7]}).", "", "| product | milliseconds |", "|---|---|",
+                  *(f"| {k} | {v:.1f} |" for k, v in r["head_matmul_ms"].items()), ""]  # fmt: skip
+    return lines
+
+
 def render_readme_cost() -> str:
     """The README's cost table: the newest peers run's ratios, measured side by side."""
     peers = [r for r in load(SUMMARIES) if r["benchmark"] == "peers"]
@@ -456,6 +467,9 @@ def render() -> str:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["peers"]:
         body += ["", "### Against RecBole, side by side", "", *peers_table(kinds["peers"])]
+    if kinds["step_profile"]:
+        body += ["", "### Where a training step's time goes (one thread)", "",
+                 *profile_table(kinds["step_profile"])]  # fmt: skip
     if kinds["ingest"]:
         body += ["", "### Ingest (`prepare`, synthetic CSV logs, one process)", "",
                  *ingest_table(kinds["ingest"])]  # fmt: skip
