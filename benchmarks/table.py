@@ -327,6 +327,13 @@ def train_growth(g: dict) -> str:
                      for k, v in g.items() if k.startswith("train_"))  # fmt: skip
 
 
+def growth_line(g: dict, axis: str, fixed: str) -> str:
+    """One growth row of a scale result as a bullet: training and evaluation cost per user."""
+    return (f"- {g[axis]:,} {axis} against {g['relative_to_' + axis]:,} ({g[fixed]:,} {fixed}):"
+            f" training cost per user {train_growth(g)}; evaluation cost per user"
+            f" x{g['eval_seconds_per_user']}")  # fmt: skip
+
+
 def scale_table(results: list[dict]) -> list[str]:
     lines = ["| users | items | interactions | load s | load peak MiB | epoch s: sasrec, s4rec "
              "| sparse item table | eval ms/user | eval peak MiB | ranking adds MiB |",
@@ -348,18 +355,10 @@ def scale_table(results: list[dict]) -> list[str]:
                   f" from its first {r['max_batches']} batches; evaluation ranks"
                   f" {r['eval_users']:,} random users against every item.", ""]  # fmt: skip
         for g in growth:
-            lines.append(
-                f"- {g['users']:,} users against {g['relative_to_users']:,} ({g['items']:,} items):"
-                f" training cost per user {train_growth(g)}; evaluation cost per user"
-                f" x{g['eval_seconds_per_user']}; evaluation peak memory x{g['eval_peak_rss_mib']}"
-                f" (data included), what ranking adds to it x{g['eval_ranking_rss_mib']}."
-            )
-        for g in r["growth_with_items"]:
-            lines.append(
-                f"- {g['items']:,} items against {g['relative_to_items']:,} ({g['users']:,} users):"
-                f" training cost per user {train_growth(g)}; evaluation cost per user"
-                f" x{g['eval_seconds_per_user']}."
-            )
+            lines.append(growth_line(g, "users", "items") + f"; evaluation peak memory"
+                         f" x{g['eval_peak_rss_mib']} (data included), what ranking adds to it"
+                         f" x{g['eval_ranking_rss_mib']}.")  # fmt: skip
+        lines += [growth_line(g, "items", "users") + "." for g in r["growth_with_items"]]
     return lines
 
 
