@@ -514,7 +514,7 @@ def reproduction_table(runs: list[dict], reference: list[dict]) -> list[str]:
     for name, rs in sorted(groups.items()):
         cfg = dotted(rs[0]["config"])
         changed = [f"{k}={cfg[k]}" for k in cfg
-                   if k not in BOOKKEEPING and base and cfg[k] != base_cfg.get(k)]  # fmt: skip
+                   if k not in (*BOOKKEEPING, "method") and base and cfg[k] != base_cfg.get(k)]  # fmt: skip
         if rs[0]["method"] != "s4rec":
             changed.insert(0, f"method {rs[0]['method']}")
         valid = [r["valid"]["NDCG@20"] for r in rs]
