@@ -280,14 +280,17 @@ def serve_table(results: list[dict]) -> list[str]:
 
 
 def peers_rows(r: dict) -> list[str]:
-    """One peers run: s4rec's SASRec-CE against RecBole's, side by side in one run."""
+    """One peers run as a table: s4rec's SASRec-CE against RecBole's, side by side in one run."""
     ours, theirs, ratio = (
         r["summary"]["s4rec"],
         r["summary"]["recbole"],
         r["ratios_s4rec_vs_recbole"],
     )
-    e = r["epochs"]
+    e, version = r["epochs"], r["libraries"]["recbole"].get("recbole", "")
     return [
+        f"| Beauty, SASRec with CE, one thread each, one run | s4rec | RecBole {version} |"
+        " s4rec vs RecBole |",
+        "|---|---|---|---|",
         f"| seconds per training epoch | {ours['epoch_seconds_median']:.1f} | "
         f"{theirs['epoch_seconds_median']:.1f} | {ratio['train_epoch_speedup']:.1f}x faster |",
         f"| seconds per full-ranking evaluation, all users | {ours['eval_seconds_median']:.1f} | "
@@ -307,11 +310,8 @@ def peers_rows(r: dict) -> list[str]:
 def peers_table(results: list[dict]) -> list[str]:
     lines = []
     for r in sorted(results, key=lambda r: r["epochs"]):
-        lib = r["libraries"]["recbole"]
-        version = lib.get("recbole", "")
         lines += [f"{r['epochs']} epochs, `{r['command']}` (commit {r['commit'][:7]}):", "",
-                  f"| Beauty, SASRec with CE, one thread each | s4rec | RecBole {version} | s4rec vs RecBole |",
-                  "|---|---|---|---|", *peers_rows(r), ""]  # fmt: skip
+                  *peers_rows(r), ""]  # fmt: skip
     return lines
 
 
@@ -388,14 +388,12 @@ def profile_table(results: list[dict]) -> list[str]:
 
 def render_readme_cost() -> str:
     """The README's cost table: the newest peers run's ratios, measured side by side."""
-    peers = [r for r in load(SUMMARIES) if r["benchmark"] == "peers"]
+    summaries = load(SUMMARIES)
+    peers = [r for r in summaries if r["benchmark"] == "peers"]
     if not peers:
         return generated([], "cost")
-    r = max(peers, key=lambda r: r["epochs"])
-    head = ["| Beauty, SASRec with CE, one thread each, one run | s4rec | RecBole "
-            f"{r['libraries']['recbole'].get('recbole', '')} | s4rec vs RecBole |", "|---|---|---|---|"]  # fmt: skip
-    lines = [*head, *peers_rows(r)]
-    for s in (r for r in load(SUMMARIES) if r["benchmark"] == "scale"):
+    lines = peers_rows(max(peers, key=lambda r: r["epochs"]))
+    for s in (r for r in summaries if r["benchmark"] == "scale"):
         big = max(s["points"], key=lambda p: p["users"])
         g = next(g for g in s["growth_with_users"] if g["users"] == big["users"])
         lines += ["", f"At {big['users']:,} users and {big['load']['items']:,} items"

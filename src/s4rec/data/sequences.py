@@ -92,11 +92,11 @@ class Sequences:
         """Bool (U,): does user ``u``'s item at flat position ``pos[u]`` occur earlier in
         the user's sequence (a repeat)? ``pos[u]`` lies in ``[offsets[u], offsets[u + 1])``.
         Blocks of ``block`` users at a time: memory does not grow with the dataset."""
-        out = np.zeros(self.n_users, dtype=bool)
+        out, lengths = np.zeros(self.n_users, dtype=bool), self.lengths
         for lo in range(0, self.n_users, block):
             hi = min(lo + block, self.n_users)
             a, b = self.offsets[lo], self.offsets[hi]
-            user = np.repeat(np.arange(hi - lo), self.lengths[lo:hi])
+            user = np.repeat(np.arange(hi - lo), lengths[lo:hi])
             earlier = np.arange(a, b) < pos[lo:hi][user]
             same = earlier & (self.values[a:b] == self.values[pos[lo:hi]][user])
             out[lo:hi] = np.bincount(user[same], minlength=hi - lo) > 0
