@@ -24,6 +24,12 @@ SUMMARIES = RESULTS / "summaries"  # one benchmark over many runs or timings per
 SCHEMA = 1  # version of a result file's layout; bump it when a field changes meaning
 
 
+def protocol_file(protocol: str, dataset: str) -> Path:
+    """The configuration file of a protocol: Table 2's per-dataset file for "bce", the
+    cross-entropy protocol's for "ce"."""
+    return ROOT / "configs" / ("ce.yaml" if protocol == "ce" else f"paper/{dataset}.yaml")
+
+
 def commit() -> str:
     """HEAD's hash, with '-dirty' when tracked files have uncommitted changes."""
     try:

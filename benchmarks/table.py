@@ -483,48 +483,145 @@ def render() -> str:
     return generated(body)
 
 
-def reproduction_table(runs: list[dict], reference: list[dict]) -> list[str]:
-    """Issue 19's Beauty grid (benchmarks/results/runs/repro/): each variant's settings against
-    today's s4rec (``-base``), test metrics over seeds, and validation NDCG@20, which alone
-    decides defaults; the paper's row and the matched references above them."""
-    from s4rec.config import Config, dotted
-
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in runs:
-        groups[r["method"] + r.get("tag", "")].append(r)
-    base = groups.get("s4rec-base")
-    # a key the base run's code did not have yet counts at today's default
-    base_cfg = {**dotted(Config().to_dict()), **dotted(base[0]["config"])} if base else {}
-    base_valid = statistics.mean(r["valid"]["NDCG@20"] for r in base) if base else None
-    lines = ["| variant | settings beyond s4rec | seeds | valid NDCG@20 | " + " | ".join(METRICS)
-             + " |", "|---|---|---|---|" + "---|" * len(METRICS)]  # fmt: skip
-    paper = " | ".join(f"{v:.4f}" for v in PAPER[("beauty", "s4rec")])
-    lines.append(f"| paper S^4Rec (Table 2) | - | - | - | {paper} |")
-    wanted = {"s4rec": "today's s4rec, earlier runs", "sasrec-b512": "SASRec, batch 512",
+REFERENCES = {"s4rec": "today's s4rec, earlier runs", "sasrec-b512": "SASRec, batch 512",
               "iclrec-codepad": "ICLRec, its code's padding"}  # fmt: skip
-    for name, label in wanted.items():
-        rs = [r for r in reference if r["dataset"] == "beauty" and r["loss"] == "bce"
-              and r["method"] + r.get("tag", "") == name]  # fmt: skip
-        if rs:
-            metrics = " | ".join(cell([r["test"][m] for r in rs]) for m in METRICS)
-            valid = cell([r["valid"]["NDCG@20"] for r in rs])
-            lines.append(f"| {name} | {label} | {len(rs)} | {valid} | {metrics} |")
-    for name, rs in sorted(groups.items()):
-        cfg = dotted(rs[0]["config"])
-        changed = [f"{k}={cfg[k]}" for k in cfg
-                   if k not in (*BOOKKEEPING, "method") and base and cfg[k] != base_cfg.get(k)]  # fmt: skip
-        if rs[0]["method"] != "s4rec":
-            changed.insert(0, f"method {rs[0]['method']}")
+# each S^4Rec configuration the verdict may rest on, with its matched controls (same batch,
+# same padding behaviour and pooling)
+CONTROLS = {"s4rec": ("sasrec-b512", "cl4srec-b512"),
+            "s4rec-base": ("sasrec-b512", "cl4srec-b512"),
+            "s4rec-codepad": ("sasrec-codepad-b512", "cl4srec-codepad-b512")}  # fmt: skip
+
+
+def named_runs(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
+    """BCE-protocol runs of one dataset by name (method and tag), seeds together."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r["dataset"] == dataset and r["loss"] == "bce":
+            out[r["method"] + r.get("tag", "")].append(r)
+    return out
+
+
+def beyond_paper_file(run: dict) -> list[str]:
+    """The run's settings that differ from what its method resolves to on its dataset's paper
+    file today; a key the run's code did not have yet counts at today's value."""
+    from common import protocol_file
+    from s4rec.config import dotted
+    from s4rec.methods import configure
+
+    raw = configure(run["method"], protocol_file("bce", run["dataset"])).to_dict()
+    today = dotted(json.loads(json.dumps(raw)))  # as a result file stores it: lists, not tuples
+    cfg = {**today, **dotted(run["config"])}
+    skip = (*BOOKKEEPING, "method", "data.dataset")
+    return [f"{k}={cfg[k]}" for k in cfg if k not in skip and cfg[k] != today.get(k)]
+
+
+def paper_gap(rs: list[dict], paper: tuple[float, ...]) -> str:
+    """Mean over the four test metrics of (ours / paper - 1)."""
+    means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+    return f"{statistics.mean(m / p - 1 for m, p in zip(means, paper, strict=True)):+.0%}"
+
+
+def variant_rows(named: dict[str, list[dict]], paper: tuple[float, ...], base_valid: float | None,
+                 labels: dict[str, str] | None = None) -> list[str]:  # fmt: skip
+    """One row per name: what it changes (``labels``, else its settings beyond the paper file),
+    seeds, validation NDCG@20 (and its distance to ``base_valid``), the four test metrics and
+    the mean relative distance to ``paper``."""
+    lines = []
+    for name, rs in named.items():
         valid = [r["valid"]["NDCG@20"] for r in rs]
         delta = "" if base_valid is None else f" ({statistics.mean(valid) - base_valid:+.4f})"
+        label = labels[name] if labels else ", ".join(beyond_paper_file(rs[0])) or "-"
         metrics = " | ".join(cell([r["test"][m] for r in rs]) for m in METRICS)
-        lines.append(f"| {name} | {', '.join(changed) or '-'} | {len(rs)} | {cell(valid)}{delta}"
-                     f" | {metrics} |")  # fmt: skip
+        lines.append(f"| {name} | {label} | {len(rs)} | {cell(valid)}{delta} | {metrics}"
+                     f" | {paper_gap(rs, paper)} |")  # fmt: skip
     return lines
 
 
-def render_reproduction() -> str:
-    return generated(reproduction_table(load(RUNS / "repro"), load(RUNS)))
+HEADER = ("| run | settings beyond its method's paper file | seeds | valid NDCG@20 | "
+          + " | ".join(METRICS) + " | vs paper |")  # fmt: skip
+
+
+def reproduction_table(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Issue 19's Beauty grid (benchmarks/results/runs/repro/) under the paper's S^4Rec row and
+    the matched references: test metrics over seeds, the mean relative distance to the paper's
+    row, and validation NDCG@20 (the bracket: minus ``s4rec-base``'s), which alone decides."""
+    paper = PAPER[("beauty", "s4rec")]
+    grid = dict(sorted(named_runs(repro, "beauty").items()))
+    base = grid.get("s4rec-base")
+    base_valid = statistics.mean(r["valid"]["NDCG@20"] for r in base) if base else None
+    refs = named_runs(reference, "beauty")
+    lines = [HEADER, "|---|---|---|---|" + "---|" * (len(METRICS) + 1),
+             "| paper S^4Rec (Table 2) | - | - | - | "
+             + " | ".join(f"{v:.4f}" for v in paper) + " | - |"]  # fmt: skip
+    lines += variant_rows({n: refs[n] for n in REFERENCES if n in refs}, paper, None, REFERENCES)
+    return lines + variant_rows(grid, paper, base_valid)
+
+
+def datasets_table(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Toys, Sports and ML-1M: the paper's S^4Rec row, our Table 2 rows, and any grid runs."""
+    lines = ["| dataset | run | settings beyond its method's paper file | seeds | valid NDCG@20 | "
+             + " | ".join(METRICS) + " | vs paper S^4Rec |",
+             "|---|---|---|---|---|" + "---|" * (len(METRICS) + 1)]  # fmt: skip
+    for dataset in ("toys", "sports", "ml-1m"):
+        paper = PAPER[(dataset, "s4rec")]
+        lines.append(f"| {dataset} | paper S^4Rec | - | - | - | "
+                     + " | ".join(f"{v:.4f}" for v in paper) + " | - |")  # fmt: skip
+        refs = named_runs(reference, dataset)
+        table2 = {n: refs[n] for n in ("sasrec", "cl4srec", "iclrec", "s4rec") if n in refs}
+        grid = dict(sorted(named_runs(repro, dataset).items()))
+        rows = variant_rows(table2, paper, None, dict.fromkeys(table2, "our Table 2 row"))
+        rows += variant_rows(grid, paper, None)
+        lines += [f"| {dataset} {row}" for row in rows]
+    return lines
+
+
+def seeds(runs: list) -> str:
+    return f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+
+
+def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str:
+    """How far a configuration's test NDCG@20 is above each matched control, in standard
+    deviations of the seeds (the larger of the two), against the target's 2."""
+    ours = [r["test"]["NDCG@20"] for r in rs]
+    parts = []
+    for control in CONTROLS[name]:
+        theirs = [r["test"]["NDCG@20"] for r in named.get(control, [])]
+        if not theirs:
+            parts.append(f"`{control}` not run yet")
+            continue
+        diff = statistics.mean(ours) - statistics.mean(theirs)
+        spread = max((statistics.stdev(v) for v in (ours, theirs) if len(v) > 1), default=0.0)
+        sds = f"{diff / spread:+.1f} sd" if spread else "no spread yet (one seed each)"
+        parts.append(f"`{control}` {cell(theirs)} ({seeds(theirs)}): {diff:+.4f}, {sds}")
+    return f"- `{name}` ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
+
+
+def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Issue 19's targets on Beauty, for every configuration with matched controls."""
+    paper = PAPER[("beauty", "s4rec")]
+    named = {**named_runs(reference, "beauty"), **named_runs(repro, "beauty")}
+    lines = [
+        "Against the paper's S^4Rec row (test; target: at or above it on all four metrics):",
+        "",
+    ]
+    for name in CONTROLS:
+        if rs := named.get(name):
+            means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+            above = sum(m >= p for m, p in zip(means, paper, strict=True))
+            lines.append(f"- `{name}` ({seeds(rs)}): "
+                         + ", ".join(f"{m} {v:.4f} ({v / p - 1:+.0%})"
+                                     for m, v, p in zip(METRICS, means, paper, strict=True))
+                         + f"; at or above the paper on {above} of 4.")  # fmt: skip
+    lines += ["", "Against the matched controls (test NDCG@20; target: above both by more than "
+              "two standard deviations):", ""]  # fmt: skip
+    lines += [control_line(n, named[n], named) for n in CONTROLS if n in named]
+    return lines
+
+
+def render_reproduction(block: str) -> str:
+    repro, reference = load(RUNS / "repro"), load(RUNS)
+    make = {"results": reproduction_table, "datasets": datasets_table, "targets": targets_lines}
+    return generated(make[block](repro, reference), block)
 
 
 def main() -> None:
@@ -537,8 +634,9 @@ def main() -> None:
     for doc, block, render_doc in ((ROOT / "README.md", "results", render_headline),
                                    (ROOT / "README.md", "cost", render_readme_cost),
                                    (ROOT / "docs" / "results.md", "results", render),
-                                   (ROOT / "docs" / "reproduction.md", "results",
-                                    render_reproduction)):  # fmt: skip
+                                   *((ROOT / "docs" / "reproduction.md", block,
+                                      lambda b=block: render_reproduction(b))
+                                     for block in ("results", "targets", "datasets"))):  # fmt: skip
         text = doc.read_text()
         start, end = (m.format(block) for m in MARKERS)
         if start not in text or end not in text:

@@ -23,17 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, RUNS, commit, provenance, write_result
+from common import RUNS, commit, protocol_file, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import configure
 from s4rec.runtime import rank
 from s4rec.train import FREE, Trainer
-
-
-def protocol_file(protocol: str, dataset: str) -> Path:
-    """The configuration file of a protocol: Table 2's per-dataset file for "bce", the
-    cross-entropy protocol's for "ce"."""
-    return ROOT / "configs" / ("ce.yaml" if protocol == "ce" else f"paper/{dataset}.yaml")
 
 
 def epoch_split(log: Path) -> dict[str, float]:

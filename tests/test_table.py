@@ -1,0 +1,69 @@
+"""The generated verdict of docs/reproduction.md: settings named against the paper file, the
+distance to the paper's row and to the matched controls, and the committed docs up to date."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from s4rec.methods import configure
+
+
+@pytest.fixture(scope="module")
+def table():  # a script, not part of the package
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        yield importlib.import_module("table")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def run(method: str, seed: int, ndcg20: float, tag: str = "", **sets: object) -> dict:
+    """A result file's fields, with the configuration as train_run stores it (JSON lists)."""
+    cfg = json.loads(json.dumps(configure(method, REPO / "configs/paper/beauty.yaml").to_dict()))
+    for key, value in sets.items():
+        section, name = key.split("__")
+        cfg[section][name] = value
+    cfg["train"]["seed"] = seed
+    test = {"HR@5": 0.05, "HR@20": 0.1, "NDCG@5": 0.03, "NDCG@20": ndcg20}
+    return {"method": method, "tag": tag, "dataset": "beauty", "loss": "bce", "seed": seed,
+            "config": cfg, "test": test, "valid": {"NDCG@20": ndcg20}}  # fmt: skip
+
+
+def test_settings_beyond_the_paper_file_name_only_what_changed(table) -> None:
+    assert table.beyond_paper_file(run("s4rec", 3, 0.04)) == []
+    changed = run("s4rec", 1, 0.04, s4rec__assignment="nearest", augment__operators=["crop"])
+    assert table.beyond_paper_file(changed) == [
+        "s4rec.assignment=nearest",
+        "augment.operators=['crop']",
+    ]
+    assert table.beyond_paper_file(run("sasrec", 1, 0.04, train__batch_size=512)) == [
+        "train.batch_size=512"
+    ]
+
+
+def test_the_paper_gap_is_the_mean_relative_distance(table) -> None:
+    rs = [run("s4rec", 1, 0.04), run("s4rec", 2, 0.06)]  # NDCG@20 mean 0.05
+    assert table.paper_gap(rs, (0.05, 0.1, 0.03, 0.05)) == "+0%"
+    assert table.paper_gap(rs, (0.1, 0.2, 0.06, 0.1)) == "-50%"
+
+
+def test_the_control_line_counts_standard_deviations(table) -> None:
+    ours = [run("s4rec", s, v) for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))]  # sd 0.002
+    named = {"sasrec-b512": [run("sasrec", s, v, "-b512") for s, v in ((1, 0.044), (2, 0.046))]}
+    line = table.control_line("s4rec", ours, named)
+    assert "`sasrec-b512` 0.0450 ± 0.0014 (2 seeds): +0.0070, +3.5 sd" in line
+    assert "`cl4srec-b512` not run yet" in line
+    one = table.control_line("s4rec", ours[:1], {"sasrec-b512": named["sasrec-b512"][:1]})
+    assert "no spread yet" in one
+
+
+def test_the_committed_docs_match_the_committed_results() -> None:
+    check = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table.py"), "--check"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0, check.stderr
