@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# S^4Rec as the paper wrote it (issue 19): Beauty, paper protocol (configs/paper/beauty.yaml,
-# batch 512), one lane per call, one thread per run. Results go to benchmarks/results/runs/repro/,
-# run directories to $S4REC_RUNS (default ~/.cache/s4rec/runs): finished runs are skipped,
-# interrupted ones resume. Needs S4REC_DATA.
-#   screens: today's s4rec, then each paper-literal switch alone, seed 1
-#   codepad: the padding hypothesis (the ICLRec code's padding behaviour, mean-pooled z),
-#            with raw dot products and raw distillation, and its controls at the same
-#            batch and behaviour (cl4srec on mean-pooled views, sasrec at batch 512)
-#   temps:   tau1 x tau2 x tau3 over {0.1, 1}, seed 1 ($SWITCHES: the screens' best)
+# S^4Rec as the paper wrote it (issue 19): paper protocol (configs/paper/DATASET.yaml, batch 512),
+# one lane per call, one thread per run. Results go to benchmarks/results/runs/repro/, run
+# directories to $S4REC_RUNS (default ~/.cache/s4rec/runs): finished runs are skipped,
+# interrupted ones resume. Needs S4REC_DATA. Beauty unless a lane says otherwise.
+#   screens:  today's s4rec, then each paper-literal switch alone
+#   codepad:  the padding hypothesis (the ICLRec code's padding behaviour, mean-pooled z),
+#             with raw dot products and raw distillation, and its controls at the same
+#             batch and behaviour (cl4srec on mean-pooled views, sasrec at batch 512)
+#   controls: cl4srec on the views' z (last position) at batch 512, today's s4rec's control
+#   flat:     S^4Rec on top of the ICLRec code's instance term (flattened views, dot products,
+#             no intent negatives) with its padding behaviour: what iclrec-codepad keeps
+#   temps:    tau1 x tau2 x tau3 over {0.1, 1}, seed 1, with $SWITCHES (the screens' best)
+#   datasets: s4rec with $SWITCHES on Toys, Sports and ML-1M
 # Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] reproduction.sh LANE...
 #        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &)
 set -u
@@ -15,7 +19,8 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1}
 SWITCHES=${SWITCHES:-}
 CODEPAD="--set model.padding=iclrec --set augment.mask_token=padding --set model.pooling=mean"
-run() { python benchmarks/train_run.py --threads 1 --group repro --dataset beauty "$@" || echo "FAILED: $*"; }
+on() { python benchmarks/train_run.py --threads 1 --group repro --dataset "$@" || echo "FAILED: $*"; }
+run() { on beauty "$@"; }
 screens() {
   for s in $SEEDS; do
     run --method s4rec --seed "$s" --tag=-base
@@ -37,11 +42,28 @@ codepad() {
     run --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
   done
 }
+controls() {
+  for s in $SEEDS; do
+    run --method cl4srec --seed "$s" --tag=-b512 --set s4rec.contrast_on=sequence \
+      --set train.batch_size=512
+  done
+}
+flat() {
+  for s in $SEEDS; do
+    run --method s4rec --seed "$s" --tag=-codepad-flat $CODEPAD --set s4rec.contrast_on=flat \
+      --set s4rec.similarity=dot --set s4rec.intent_negatives=false
+  done
+}
 temps() {
   for t1 in 0.1 1; do for t2 in 0.1 1; do for t3 in 0.1 1; do
     run --method s4rec --seed 1 --tag="-tau$t1-$t2-$t3" $SWITCHES --set s4rec.tau1=$t1 \
       --set s4rec.tau2=$t2 --set s4rec.tau3=$t3
   done; done; done
 }
-[ $# -gt 0 ] || { sed -n '2,14p' "$0"; exit 2; }
+datasets() {
+  for d in toys sports ml-1m; do for s in $SEEDS; do
+    on "$d" --method s4rec --seed "$s" --tag=-selected $SWITCHES
+  done; done
+}
+[ $# -gt 0 ] || { sed -n '2,15p' "$0"; exit 2; }
 for lane in "$@"; do "$lane"; done
