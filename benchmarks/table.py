@@ -618,7 +618,33 @@ def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
     return lines
 
 
+TERMS = {"cluster": "alpha L_Clust", "contrastive": "beta1 L_SCL", "distill": "beta2 L_CKD",
+         "adversarial": "lambda L_Adv", "intent": "ICLRec's intent term"}  # fmt: skip
+
+
+def gradients_table(summary: dict) -> list[str]:
+    """Each weighted term's pull on the encoder (without the item table) at the best epoch:
+    its gradient norm as a share of L_SR's, and the cosine between the two."""
+    names = [t for t in TERMS if any(t in r["terms"] for r in summary["runs"])]
+    lines = ["| run | best epoch | valid NDCG@20 | " + " | ".join(TERMS[t] for t in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]  # fmt: skip
+    for r in summary["runs"]:
+        cells = []
+        for t in names:
+            g = r["terms"].get(t, {}).get("rest of the encoder")
+            cells.append(f"{g['norm_vs_next_item']:.1%} ({g['cosine_with_next_item']:+.2f})"
+                         if g else "-")  # fmt: skip
+        valid = r["valid"].get("NDCG@20")
+        lines.append(
+            f"| {r['run']} | {r['best_epoch']} | {valid:.4f} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
 def render_reproduction(block: str) -> str:
+    if block == "gradients":
+        return generated(gradients_table(json.loads((SUMMARIES / "term-gradients-beauty.json")
+                                                    .read_text())), block)  # fmt: skip
     repro, reference = load(RUNS / "repro"), load(RUNS)
     make = {"results": reproduction_table, "datasets": datasets_table, "targets": targets_lines}
     return generated(make[block](repro, reference), block)
@@ -636,7 +662,7 @@ def main() -> None:
                                    (ROOT / "docs" / "results.md", "results", render),
                                    *((ROOT / "docs" / "reproduction.md", block,
                                       lambda b=block: render_reproduction(b))
-                                     for block in ("results", "targets", "datasets"))):  # fmt: skip
+                                     for block in ("results", "targets", "gradients", "datasets"))):  # fmt: skip
         text = doc.read_text()
         start, end = (m.format(block) for m in MARKERS)
         if start not in text or end not in text:

@@ -428,6 +428,10 @@ def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path)
     weight["adversarial"], weight["intent"] = s.lam, s.icl
     expected = sum(weight[name] * value for name, value in out.terms.items())
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
+    assert set(out.weighted) == terms  # each weighted term, in the graph (term_gradients.py)
+    for name, part in out.weighted.items():
+        assert part.requires_grad
+        assert part.item() == pytest.approx(weight[name] * out.terms[name].item(), rel=1e-5)
 
 
 def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(

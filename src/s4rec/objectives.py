@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
 import torch
@@ -31,8 +31,13 @@ from .runtime import all_reduce_sum, gather_rows, share_of_global
 
 @dataclass
 class LossOutput:
-    total: Tensor  # the weighted sum that is minimised
+    # each loss term times its weight (and this rank's share of the global batch), in the graph
+    weighted: dict[str, Tensor]
     terms: dict[str, Tensor]  # each unweighted loss term (0-d, detached), for logging
+    total: Tensor = field(init=False)  # the sum of ``weighted``, which is minimised
+
+    def __post_init__(self) -> None:
+        self.total = reduce(operator.add, self.weighted.values())
 
 
 class NextItemObjective(nn.Module):
@@ -75,7 +80,7 @@ class NextItemObjective(nn.Module):
         enc = encode(self.model, batch, self.pooling)
         loss = self.next_item_loss(enc, batch)
         share = share_of_global(len(enc.targets), batch.global_positions, loss.device)
-        return LossOutput(loss * share, {"next_item": loss.detach()})
+        return LossOutput({"next_item": loss * share}, {"next_item": loss.detach()})
 
     def start_epoch(self, data: LeaveOneOut, epoch: int) -> None:
         """Work due before each training epoch (none for the next-item loss alone)."""
@@ -117,7 +122,7 @@ class MaskedItemObjective(NextItemObjective):
         enc = Encoded(torch.cat(hidden), torch.cat(targets), None, None)
         loss = self.next_item_loss(enc, batch)
         share = share_of_global(len(enc.targets), None, loss.device)  # masked: drawn per rank
-        return LossOutput(loss * share, {"masked_item": loss.detach()})
+        return LossOutput({"masked_item": loss * share}, {"masked_item": loss.detach()})
 
 
 class S4RecObjective(NextItemObjective):
@@ -227,8 +232,8 @@ class S4RecObjective(NextItemObjective):
         share = share_of_global(len(z), batch.global_samples, z.device)
         weight = {k: w * share for k, w in weight.items()}
         weight["next_item"] = share_of_global(len(enc.targets), batch.global_positions, z.device)
-        total = reduce(operator.add, (weight[name] * value for name, value in terms.items()))
-        return LossOutput(total, {name: value.detach() for name, value in terms.items()})
+        return LossOutput({name: weight[name] * value for name, value in terms.items()},
+                          {name: value.detach() for name, value in terms.items()})  # fmt: skip
 
 
 def cluster_scores(z: Tensor, mu: Tensor, similarity: str) -> Tensor:
