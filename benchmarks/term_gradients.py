@@ -74,7 +74,7 @@ def term_gradients(run_dir: Path, data_dir: str, batches: int) -> dict:
         }
     return {"run": run_dir.name, "best_epoch": best["epoch"], "valid": best["valid"],
             "weights": {k: getattr(cfg.s4rec, k) for k in ("alpha", "beta1", "beta2", "lam")},
-            "terms": terms}  # fmt: skip
+            "terms": dict(terms)}  # fmt: skip
 
 
 def main() -> None:
