@@ -12,6 +12,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 from common import ROOT, RUNS, SUMMARIES
@@ -634,7 +635,7 @@ def gradients_table(summary: dict) -> list[str]:
             g = r["terms"].get(t, {}).get("rest of the encoder")
             cells.append(f"{g['norm_vs_next_item']:.1%} ({g['cosine_with_next_item']:+.2f})"
                          if g else "-")  # fmt: skip
-        valid = r["valid"].get("NDCG@20")
+        valid = r["valid"]["NDCG@20"]
         lines.append(
             f"| {r['run']} | {r['best_epoch']} | {valid:.4f} | " + " | ".join(cells) + " |"
         )
@@ -661,7 +662,7 @@ def main() -> None:
                                    (ROOT / "README.md", "cost", render_readme_cost),
                                    (ROOT / "docs" / "results.md", "results", render),
                                    *((ROOT / "docs" / "reproduction.md", block,
-                                      lambda b=block: render_reproduction(b))
+                                      partial(render_reproduction, block))
                                      for block in ("results", "targets", "gradients", "datasets"))):  # fmt: skip
         text = doc.read_text()
         start, end = (m.format(block) for m in MARKERS)
