@@ -12,7 +12,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from common import ROOT, RUNS, SUMMARIES
@@ -642,13 +642,18 @@ def gradients_table(summary: dict) -> list[str]:
     return lines
 
 
+@cache
+def reproduction_runs() -> tuple[list[dict], list[dict]]:
+    """The grid's runs and every reference run, read once for all of the page's blocks."""
+    return load(RUNS / "repro"), load(RUNS)
+
+
 def render_reproduction(block: str) -> str:
     if block == "gradients":
         return generated(gradients_table(json.loads((SUMMARIES / "term-gradients-beauty.json")
                                                     .read_text())), block)  # fmt: skip
-    repro, reference = load(RUNS / "repro"), load(RUNS)
     make = {"results": reproduction_table, "datasets": datasets_table, "targets": targets_lines}
-    return generated(make[block](repro, reference), block)
+    return generated(make[block](*reproduction_runs()), block)
 
 
 def main() -> None:

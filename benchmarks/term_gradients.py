@@ -34,11 +34,16 @@ from s4rec.config import Config
 from s4rec.train import Trainer
 
 
-def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
-    """The gradient of ``loss`` with respect to ``params``, as one vector (zeros where unused)."""
+def flat_grads(
+    loss: torch.Tensor, groups: dict[str, list[torch.nn.Parameter]]
+) -> dict[str, torch.Tensor]:
+    """The gradient of ``loss`` over each group of parameters, one vector per group (zeros
+    where unused), from one backward pass."""
+    params = [p for group in groups.values() for p in group]
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                      for g, p in zip(grads, params, strict=True)])  # fmt: skip
+    flat = iter((torch.zeros_like(p) if g is None else g).reshape(-1)
+                for g, p in zip(grads, params, strict=True))  # fmt: skip
+    return {name: torch.cat([next(flat) for _ in group]) for name, group in groups.items()}
 
 
 def term_gradients(run_dir: Path, data_dir: str, batches: int) -> dict:
@@ -61,12 +66,11 @@ def term_gradients(run_dir: Path, data_dir: str, batches: int) -> dict:
     cosines: dict[tuple[str, str], list[float]] = defaultdict(list)
     for batch in islice(iter(trainer.loader), batches):
         out = objective(batch)
-        for group, params in groups.items():
-            sr = flat_grad(out.weighted["next_item"], params)
-            for name in set(out.weighted) - {"next_item"}:
-                g = flat_grad(out.weighted[name], params)
-                ratios[name, group].append(float(g.norm() / sr.norm()))
-                cosines[name, group].append(float(F.cosine_similarity(g, sr, dim=0)))
+        sr = flat_grads(out.weighted["next_item"], groups)
+        for name in set(out.weighted) - {"next_item"}:
+            for group, g in flat_grads(out.weighted[name], groups).items():
+                ratios[name, group].append(float(g.norm() / sr[group].norm()))
+                cosines[name, group].append(float(F.cosine_similarity(g, sr[group], dim=0)))
     terms: dict[str, dict] = defaultdict(dict)
     for name, group in ratios:
         terms[name][group] = {
