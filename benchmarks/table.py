@@ -619,6 +619,41 @@ def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
     return lines
 
 
+def distance(rs: list[dict], paper: tuple[float, ...]) -> float:
+    """Mean over the four test metrics of |ours / paper - 1|, ours the mean over seeds."""
+    means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+    return statistics.mean(abs(m / p - 1) for m, p in zip(means, paper, strict=True))
+
+
+def closest_lines(repro: list[dict], reference: list[dict]) -> list[str]:
+    """For each of the paper's Beauty rows (Tables 2-3): our run of that method nearest to it
+    and our run of any method nearest to it; then Table 4's HR@5 by number of prototypes."""
+    named = {**named_runs(reference, "beauty"), **named_runs(repro, "beauty")}
+
+    def nearest(names: list[str], paper: tuple[float, ...]) -> str:
+        if not names:
+            return "not run | - | -"
+        best = min(names, key=lambda n: distance(named[n], paper))
+        rs = named[best]
+        return f"`{best}` | {len(rs)} | {distance(rs, paper):.0%} ({paper_gap(rs, paper)})"
+
+    lines = ["| paper row (Beauty) | nearest run of that method | seeds | distance (signed) "
+             "| nearest run of any method | seeds | distance (signed) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (dataset, method), paper in PAPER.items():
+        if dataset == "beauty":
+            own = [n for n, rs in named.items() if rs[0]["method"] == method]
+            lines.append(f"| {method} | {nearest(own, paper)} | {nearest(list(named), paper)} |")
+    ks = []
+    for k, paper_hr5 in PAPER_K_HR5.items():
+        rs = named.get("s4rec" if k == 128 else f"s4rec-k{k}", [])
+        ours = f"{statistics.mean(r['test']['HR@5'] for r in rs):.4f}" if rs else "not run"
+        gap = f" ({float(ours) / paper_hr5 - 1:+.0%})" if rs else ""
+        ks.append(f"K = {k}: {ours} against {paper_hr5:.4f}{gap}")
+    return [*lines, "", "Table 4 (HR@5 of `s4rec` by number of prototypes, batch 512): "
+            + "; ".join(ks) + "."]  # fmt: skip
+
+
 TERMS = {"cluster": "alpha L_Clust", "contrastive": "beta1 L_SCL", "distill": "beta2 L_CKD",
          "adversarial": "lambda L_Adv", "intent": "ICLRec's intent term"}  # fmt: skip
 
@@ -652,7 +687,12 @@ def render_reproduction(block: str) -> str:
     if block == "gradients":
         return generated(gradients_table(json.loads((SUMMARIES / "term-gradients-beauty.json")
                                                     .read_text())), block)  # fmt: skip
-    make = {"results": reproduction_table, "datasets": datasets_table, "targets": targets_lines}
+    make = {
+        "results": reproduction_table,
+        "datasets": datasets_table,
+        "targets": targets_lines,
+        "closest": closest_lines,
+    }
     return generated(make[block](*reproduction_runs()), block)
 
 
@@ -668,7 +708,7 @@ def main() -> None:
                                    (ROOT / "docs" / "results.md", "results", render),
                                    *((ROOT / "docs" / "reproduction.md", block,
                                       partial(render_reproduction, block))
-                                     for block in ("results", "targets", "gradients", "datasets"))):  # fmt: skip
+                                     for block in ("results", "targets", "closest", "gradients", "datasets"))):  # fmt: skip
         text = doc.read_text()
         start, end = (m.format(block) for m in MARKERS)
         if start not in text or end not in text:

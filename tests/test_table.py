@@ -63,6 +63,22 @@ def test_the_control_line_counts_standard_deviations(table) -> None:
     assert "no spread yet" in one
 
 
+def test_the_nearest_run_to_each_paper_row_is_found_by_mean_distance(table) -> None:
+    far = run("s4rec", 1, 0.01, "-far")  # NDCG@20 far below every paper row
+    near = [run("s4rec", s, 0.05, "-near") for s in (1, 2)]
+    other = run("sasrec", 1, 0.0387)
+    lines = table.closest_lines([far, *near], [other])
+    s4rec = next(line for line in lines if line.startswith("| s4rec |"))
+    assert s4rec.startswith("| s4rec | `s4rec-near` | 2 |")
+    assert table.distance(near, table.PAPER[("beauty", "s4rec")]) < table.distance(
+        [far], table.PAPER[("beauty", "s4rec")]
+    )
+    assert next(line for line in lines if line.startswith("| iclrec |")).startswith(
+        "| iclrec | not run | - | - |"
+    )
+    assert "K = 128: not run against 0.0519" in lines[-1]
+
+
 def test_the_committed_docs_match_the_committed_results() -> None:
     check = subprocess.run([sys.executable, str(REPO / "benchmarks" / "table.py"), "--check"],
                            capture_output=True, text=True)  # fmt: skip
