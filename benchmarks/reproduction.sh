@@ -11,8 +11,10 @@
 #   flat:     S^4Rec on top of the ICLRec code's instance term (flattened views, dot products,
 #             no intent negatives) with its padding behaviour: what iclrec-codepad keeps
 #   temps:    tau1 x tau2 x tau3 over {0.1, 1}, seed 1, with $SWITCHES (the screens' best)
+#   selected: the grid's validation-best configuration ($SWITCHES, temperatures included) on
+#             Beauty under the tag $SELECTED (a grid cell's, so that seed 1 is found done)
 #   datasets: s4rec with $SWITCHES on Toys, Sports and ML-1M
-# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] reproduction.sh LANE...
+# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] [SELECTED=-tau...] reproduction.sh LANE...
 #        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &)
 set -u
 cd "$(dirname "$0")/.."
@@ -60,10 +62,13 @@ temps() {
       --set s4rec.tau2=$t2 --set s4rec.tau3=$t3
   done; done; done
 }
+selected() {
+  for s in $SEEDS; do run --method s4rec --seed "$s" --tag="${SELECTED:?}" $SWITCHES; done
+}
 datasets() {
   for d in toys sports ml-1m; do for s in $SEEDS; do
     on "$d" --method s4rec --seed "$s" --tag=-selected $SWITCHES
   done; done
 }
-[ $# -gt 0 ] || { sed -n '2,15p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,17p' "$0"; exit 2; }
 for lane in "$@"; do "$lane"; done
