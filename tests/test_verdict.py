@@ -15,10 +15,10 @@ from s4rec.methods import configure
 
 
 @pytest.fixture(scope="module")
-def table():  # a script, not part of the package
+def verdict():  # a script, not part of the package
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        yield importlib.import_module("table")
+        yield importlib.import_module("verdict")
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
 
@@ -35,43 +35,43 @@ def run(method: str, seed: int, ndcg20: float, tag: str = "", **sets: object) ->
             "config": cfg, "test": test, "valid": {"NDCG@20": ndcg20}}  # fmt: skip
 
 
-def test_settings_beyond_the_paper_file_name_only_what_changed(table) -> None:
-    assert table.beyond_paper_file(run("s4rec", 3, 0.04)) == []
+def test_settings_beyond_the_paper_file_name_only_what_changed(verdict) -> None:
+    assert verdict.beyond_paper_file(run("s4rec", 3, 0.04)) == []
     changed = run("s4rec", 1, 0.04, s4rec__assignment="nearest", augment__operators=["crop"])
-    assert table.beyond_paper_file(changed) == [
+    assert verdict.beyond_paper_file(changed) == [
         "s4rec.assignment=nearest",
         "augment.operators=['crop']",
     ]
-    assert table.beyond_paper_file(run("sasrec", 1, 0.04, train__batch_size=512)) == [
+    assert verdict.beyond_paper_file(run("sasrec", 1, 0.04, train__batch_size=512)) == [
         "train.batch_size=512"
     ]
 
 
-def test_the_paper_gap_is_the_mean_relative_distance(table) -> None:
+def test_the_paper_gap_is_the_mean_relative_distance(verdict) -> None:
     rs = [run("s4rec", 1, 0.04), run("s4rec", 2, 0.06)]  # NDCG@20 mean 0.05
-    assert table.paper_gap(rs, (0.05, 0.1, 0.03, 0.05)) == "+0%"
-    assert table.paper_gap(rs, (0.1, 0.2, 0.06, 0.1)) == "-50%"
+    assert verdict.paper_gap(rs, (0.05, 0.1, 0.03, 0.05)) == "+0%"
+    assert verdict.paper_gap(rs, (0.1, 0.2, 0.06, 0.1)) == "-50%"
 
 
-def test_the_control_line_counts_standard_deviations(table) -> None:
+def test_the_control_line_counts_standard_deviations(verdict) -> None:
     ours = [run("s4rec", s, v) for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))]  # sd 0.002
     named = {"sasrec-b512": [run("sasrec", s, v, "-b512") for s, v in ((1, 0.044), (2, 0.046))]}
-    line = table.control_line("s4rec", ours, named)
+    line = verdict.control_line("s4rec", ours, named)
     assert "`sasrec-b512` 0.0450 ± 0.0014 (2 seeds): +0.0070, +3.5 sd" in line
     assert "`cl4srec-b512` not run yet" in line
-    one = table.control_line("s4rec", ours[:1], {"sasrec-b512": named["sasrec-b512"][:1]})
+    one = verdict.control_line("s4rec", ours[:1], {"sasrec-b512": named["sasrec-b512"][:1]})
     assert "no spread yet" in one
 
 
-def test_the_nearest_run_to_each_paper_row_is_found_by_mean_distance(table) -> None:
+def test_the_nearest_run_to_each_paper_row_is_found_by_mean_distance(verdict) -> None:
     far = run("s4rec", 1, 0.01, "-far")  # NDCG@20 far below every paper row
     near = [run("s4rec", s, 0.05, "-near") for s in (1, 2)]
     other = run("sasrec", 1, 0.0387)
-    lines = table.closest_lines([far, *near], [other])
+    lines = verdict.closest_lines([far, *near], [other])
     s4rec = next(line for line in lines if line.startswith("| s4rec |"))
     assert s4rec.startswith("| s4rec | `s4rec-near` | 2 |")
-    assert table.distance(near, table.PAPER[("beauty", "s4rec")]) < table.distance(
-        [far], table.PAPER[("beauty", "s4rec")]
+    assert verdict.distance(near, verdict.PAPER[("beauty", "s4rec")]) < verdict.distance(
+        [far], verdict.PAPER[("beauty", "s4rec")]
     )
     assert next(line for line in lines if line.startswith("| iclrec |")).startswith(
         "| iclrec | not run | - | - |"

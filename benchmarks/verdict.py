@@ -1,0 +1,236 @@
+"""The generated blocks of docs/reproduction.md (issue 19: S^4Rec as the paper wrote it): the
+Beauty grid against the paper's row and the matched controls, the runs nearest to each of the
+paper's rows, each term's pull on the encoder, and the other datasets. benchmarks/table.py
+writes them."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from functools import cache
+
+from common import (
+    BOOKKEEPING,
+    METRICS,
+    PAPER,
+    PAPER_K_HR5,
+    RUNS,
+    SUMMARIES,
+    cell,
+    generated,
+    load,
+)
+
+BLOCKS = ("results", "targets", "closest", "gradients", "datasets")
+
+REFERENCES = {"s4rec": "today's s4rec, earlier runs", "sasrec-b512": "SASRec, batch 512",
+              "iclrec-codepad": "ICLRec, its code's padding"}  # fmt: skip
+# each S^4Rec configuration the verdict may rest on, with its matched controls (same batch,
+# same padding behaviour and pooling)
+CONTROLS = {"s4rec": ("sasrec-b512", "cl4srec-b512"),
+            "s4rec-base": ("sasrec-b512", "cl4srec-b512"),
+            "s4rec-codepad": ("sasrec-codepad-b512", "cl4srec-codepad-b512")}  # fmt: skip
+
+
+def named_runs(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
+    """BCE-protocol runs of one dataset by name (method and tag), seeds together."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r["dataset"] == dataset and r["loss"] == "bce":
+            out[r["method"] + r.get("tag", "")].append(r)
+    return out
+
+
+def beyond_paper_file(run: dict) -> list[str]:
+    """The run's settings that differ from what its method resolves to on its dataset's paper
+    file today; a key the run's code did not have yet counts at today's value."""
+    from common import protocol_file
+    from s4rec.config import dotted
+    from s4rec.methods import configure
+
+    raw = configure(run["method"], protocol_file("bce", run["dataset"])).to_dict()
+    today = dotted(json.loads(json.dumps(raw)))  # as a result file stores it: lists, not tuples
+    cfg = {**today, **dotted(run["config"])}
+    skip = (*BOOKKEEPING, "method", "data.dataset")
+    return [f"{k}={cfg[k]}" for k in cfg if k not in skip and cfg[k] != today.get(k)]
+
+
+def paper_gap(rs: list[dict], paper: tuple[float, ...]) -> str:
+    """Mean over the four test metrics of (ours / paper - 1)."""
+    means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+    return f"{statistics.mean(m / p - 1 for m, p in zip(means, paper, strict=True)):+.0%}"
+
+
+def variant_rows(named: dict[str, list[dict]], paper: tuple[float, ...], base_valid: float | None,
+                 labels: dict[str, str] | None = None) -> list[str]:  # fmt: skip
+    """One row per name: what it changes (``labels``, else its settings beyond the paper file),
+    seeds, validation NDCG@20 (and its distance to ``base_valid``), the four test metrics and
+    the mean relative distance to ``paper``."""
+    lines = []
+    for name, rs in named.items():
+        valid = [r["valid"]["NDCG@20"] for r in rs]
+        delta = "" if base_valid is None else f" ({statistics.mean(valid) - base_valid:+.4f})"
+        label = labels[name] if labels else ", ".join(beyond_paper_file(rs[0])) or "-"
+        metrics = " | ".join(cell([r["test"][m] for r in rs]) for m in METRICS)
+        lines.append(f"| {name} | {label} | {len(rs)} | {cell(valid)}{delta} | {metrics}"
+                     f" | {paper_gap(rs, paper)} |")  # fmt: skip
+    return lines
+
+
+HEADER = ("| run | settings beyond its method's paper file | seeds | valid NDCG@20 | "
+          + " | ".join(METRICS) + " | vs paper |")  # fmt: skip
+
+
+def reproduction_table(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Issue 19's Beauty grid (benchmarks/results/runs/repro/) under the paper's S^4Rec row and
+    the matched references: test metrics over seeds, the mean relative distance to the paper's
+    row, and validation NDCG@20 (the bracket: minus ``s4rec-base``'s), which alone decides."""
+    paper = PAPER[("beauty", "s4rec")]
+    grid = dict(sorted(named_runs(repro, "beauty").items()))
+    base = grid.get("s4rec-base")
+    base_valid = statistics.mean(r["valid"]["NDCG@20"] for r in base) if base else None
+    refs = named_runs(reference, "beauty")
+    lines = [HEADER, "|---|---|---|---|" + "---|" * (len(METRICS) + 1),
+             "| paper S^4Rec (Table 2) | - | - | - | "
+             + " | ".join(f"{v:.4f}" for v in paper) + " | - |"]  # fmt: skip
+    lines += variant_rows({n: refs[n] for n in REFERENCES if n in refs}, paper, None, REFERENCES)
+    return lines + variant_rows(grid, paper, base_valid)
+
+
+def datasets_table(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Toys, Sports and ML-1M: the paper's S^4Rec row, our Table 2 rows, and any grid runs."""
+    lines = ["| dataset | run | settings beyond its method's paper file | seeds | valid NDCG@20 | "
+             + " | ".join(METRICS) + " | vs paper S^4Rec |",
+             "|---|---|---|---|---|" + "---|" * (len(METRICS) + 1)]  # fmt: skip
+    for dataset in ("toys", "sports", "ml-1m"):
+        paper = PAPER[(dataset, "s4rec")]
+        lines.append(f"| {dataset} | paper S^4Rec | - | - | - | "
+                     + " | ".join(f"{v:.4f}" for v in paper) + " | - |")  # fmt: skip
+        refs = named_runs(reference, dataset)
+        table2 = {n: refs[n] for n in ("sasrec", "cl4srec", "iclrec", "s4rec") if n in refs}
+        grid = dict(sorted(named_runs(repro, dataset).items()))
+        rows = variant_rows(table2, paper, None, dict.fromkeys(table2, "our Table 2 row"))
+        rows += variant_rows(grid, paper, None)
+        lines += [f"| {dataset} {row}" for row in rows]
+    return lines
+
+
+def seeds(runs: list) -> str:
+    return f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+
+
+def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str:
+    """How far a configuration's test NDCG@20 is above each matched control, in standard
+    deviations of the seeds (the larger of the two), against the target's 2."""
+    ours = [r["test"]["NDCG@20"] for r in rs]
+    parts = []
+    for control in CONTROLS[name]:
+        theirs = [r["test"]["NDCG@20"] for r in named.get(control, [])]
+        if not theirs:
+            parts.append(f"`{control}` not run yet")
+            continue
+        diff = statistics.mean(ours) - statistics.mean(theirs)
+        spread = max((statistics.stdev(v) for v in (ours, theirs) if len(v) > 1), default=0.0)
+        sds = f"{diff / spread:+.1f} sd" if spread else "no spread yet (one seed each)"
+        parts.append(f"`{control}` {cell(theirs)} ({seeds(theirs)}): {diff:+.4f}, {sds}")
+    return f"- `{name}` ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
+
+
+def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Issue 19's targets on Beauty, for every configuration with matched controls."""
+    paper = PAPER[("beauty", "s4rec")]
+    named = {**named_runs(reference, "beauty"), **named_runs(repro, "beauty")}
+    lines = [
+        "Against the paper's S^4Rec row (test; target: at or above it on all four metrics):",
+        "",
+    ]
+    for name in CONTROLS:
+        if rs := named.get(name):
+            means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+            above = sum(m >= p for m, p in zip(means, paper, strict=True))
+            lines.append(f"- `{name}` ({seeds(rs)}): "
+                         + ", ".join(f"{m} {v:.4f} ({v / p - 1:+.0%})"
+                                     for m, v, p in zip(METRICS, means, paper, strict=True))
+                         + f"; at or above the paper on {above} of 4.")  # fmt: skip
+    lines += ["", "Against the matched controls (test NDCG@20; target: above both by more than "
+              "two standard deviations):", ""]  # fmt: skip
+    lines += [control_line(n, named[n], named) for n in CONTROLS if n in named]
+    return lines
+
+
+def distance(rs: list[dict], paper: tuple[float, ...]) -> float:
+    """Mean over the four test metrics of |ours / paper - 1|, ours the mean over seeds."""
+    means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
+    return statistics.mean(abs(m / p - 1) for m, p in zip(means, paper, strict=True))
+
+
+def closest_lines(repro: list[dict], reference: list[dict]) -> list[str]:
+    """For each of the paper's Beauty rows (Tables 2-3): our run of that method nearest to it
+    and our run of any method nearest to it; then Table 4's HR@5 by number of prototypes."""
+    named = {**named_runs(reference, "beauty"), **named_runs(repro, "beauty")}
+
+    def nearest(names: list[str], paper: tuple[float, ...]) -> str:
+        if not names:
+            return "not run | - | -"
+        best = min(names, key=lambda n: distance(named[n], paper))
+        rs = named[best]
+        return f"`{best}` | {len(rs)} | {distance(rs, paper):.0%} ({paper_gap(rs, paper)})"
+
+    lines = ["| paper row (Beauty) | nearest run of that method | seeds | distance (signed) "
+             "| nearest run of any method | seeds | distance (signed) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (dataset, method), paper in PAPER.items():
+        if dataset == "beauty":
+            own = [n for n, rs in named.items() if rs[0]["method"] == method]
+            lines.append(f"| {method} | {nearest(own, paper)} | {nearest(list(named), paper)} |")
+    ks = []
+    for k, paper_hr5 in PAPER_K_HR5.items():
+        rs = named.get("s4rec" if k == 128 else f"s4rec-k{k}", [])
+        ours = f"{statistics.mean(r['test']['HR@5'] for r in rs):.4f}" if rs else "not run"
+        gap = f" ({float(ours) / paper_hr5 - 1:+.0%})" if rs else ""
+        ks.append(f"K = {k}: {ours} against {paper_hr5:.4f}{gap}")
+    return [*lines, "", "Table 4 (HR@5 of `s4rec` by number of prototypes, batch 512): "
+            + "; ".join(ks) + "."]  # fmt: skip
+
+
+TERMS = {"cluster": "alpha L_Clust", "contrastive": "beta1 L_SCL", "distill": "beta2 L_CKD",
+         "adversarial": "lambda L_Adv", "intent": "ICLRec's intent term"}  # fmt: skip
+
+
+def gradients_table(summary: dict) -> list[str]:
+    """Each weighted term's pull on the encoder (without the item table) at the best epoch:
+    its gradient norm as a share of L_SR's, and the cosine between the two."""
+    names = [t for t in TERMS if any(t in r["terms"] for r in summary["runs"])]
+    lines = ["| run | best epoch | valid NDCG@20 | " + " | ".join(TERMS[t] for t in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]  # fmt: skip
+    for r in summary["runs"]:
+        cells = []
+        for t in names:
+            g = r["terms"].get(t, {}).get("rest of the encoder")
+            cells.append(f"{g['norm_vs_next_item']:.1%} ({g['cosine_with_next_item']:+.2f})"
+                         if g else "-")  # fmt: skip
+        valid = r["valid"]["NDCG@20"]
+        lines.append(
+            f"| {r['run']} | {r['best_epoch']} | {valid:.4f} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+@cache
+def reproduction_runs() -> tuple[list[dict], list[dict]]:
+    """The grid's runs and every reference run, read once for all of the page's blocks."""
+    return load(RUNS / "repro"), load(RUNS)
+
+
+def render_reproduction(block: str) -> str:
+    if block == "gradients":
+        return generated(gradients_table(json.loads((SUMMARIES / "term-gradients-beauty.json")
+                                                    .read_text())), block)  # fmt: skip
+    make = {
+        "results": reproduction_table,
+        "datasets": datasets_table,
+        "targets": targets_lines,
+        "closest": closest_lines,
+    }
+    return generated(make[block](*reproduction_runs()), block)
