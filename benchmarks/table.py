@@ -362,6 +362,20 @@ def profile_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def ranker_table(results: list[dict]) -> list[str]:
+    lines = ["| dataset | users x items | against | ranks s (then / now) | top-k s (then / now) "
+             "| then / now, ranks | then / now, top-k |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        s, x = r["seconds_median"], r["then_over_now_median"]
+        lines.append(f"| {r['dataset']} | {r['users']:,} x {r['items']:,} | {r['against']} | "
+                     f"{s['ranks then']:.2f} / {s['ranks now']:.2f} | "
+                     f"{s['top_k then']:.2f} / {s['top_k now']:.2f} | {x['ranks']:.2f}x | "
+                     f"{x['top_k']:.2f}x |")  # fmt: skip
+    return [*lines, "", "Medians of interleaved repeats with one thread (`benchmarks/ranker_speed."
+            "py`); both evaluators gave the same ranks and lists. Ranks are what validation "
+            "costs each training epoch, top-k lists what `predict` costs."]  # fmt: skip
+
+
 def render_readme_cost() -> str:
     """The README's cost table: the newest peers run's ratios, measured side by side."""
     summaries = load(SUMMARIES)
@@ -430,6 +444,9 @@ def render() -> str:
         body += ["", "### Repeat consumption", "", *repeats_table(kinds["repeats"])]
     if kinds["peers"]:
         body += ["", "### Against RecBole, side by side", "", *peers_table(kinds["peers"])]
+    if kinds["ranker_speed"]:
+        body += ["", "### Full-ranking evaluation against its earlier version", "",
+                 *ranker_table(kinds["ranker_speed"])]  # fmt: skip
     if kinds["step_profile"]:
         body += ["", "### Where a training step's time goes (one thread)", "",
                  *profile_table(kinds["step_profile"])]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -13,8 +14,10 @@ from conftest import brute_ranks, history_matrix, unique_item_data
 from s4rec.config import Config, ModelConfig
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.sequences import Sequences
-from s4rec.evaluate import Ranker, evaluate, metrics_from_ranks, rank_targets
+from s4rec.evaluate import ROWS, Ranker, evaluate, metrics_from_ranks, rank_targets
 from s4rec.model import SASRec
+
+evaluate_module = importlib.import_module("s4rec.evaluate")  # s4rec.evaluate is also a function
 
 
 class ScoreTable(nn.Module):
@@ -76,15 +79,23 @@ def test_metrics_of_no_users_are_nan() -> None:
 
 def test_rank_targets_ties_count_against_target() -> None:
     inf = float("-inf")
-    scores = torch.tensor([[3.0, 1.0, inf, 2.0, 5.0], [inf, 1.0, 1.0, 1.0, 1.0]])
-    target = torch.tensor([2.0, 1.0])  # the targets' own columns are already at -inf
-    assert rank_targets(scores, target).tolist() == [3, 4]
+    scores = torch.tensor([[3.0, 1.0, inf, 2.0, 5.0], [inf, 1.0, 1.0, 1.0, 1.0]])  # user x item
+    target = torch.tensor([2.0, 1.0])  # the targets' own items are already at -inf
+    assert rank_targets(scores.T, target).tolist() == [3, 4]  # a row per item
     scores[0, 4] = scores[1, 3] = inf  # an excluded item above or tied with the target
-    assert rank_targets(scores, target).tolist() == [2, 3]
+    assert rank_targets(scores.T, target).tolist() == [2, 3]
+
+
+def test_rank_targets_counts_across_steps_of_rows() -> None:
+    scores = torch.randn(3 * ROWS + 7, 4)  # more items than one step compares
+    target = scores[5]
+    scores[5] = float("-inf")
+    want = [(scores[:, u] >= target[u]).sum().item() for u in range(4)]
+    assert rank_targets(scores, target).tolist() == want
 
 
 def test_rank_targets_non_finite_target_ranks_last() -> None:
-    scores = torch.tensor([[0.0, 1.0, 2.0], [float("nan")] * 3])
+    scores = torch.tensor([[0.0, 1.0, 2.0], [float("nan")] * 3]).T  # 3 items, 2 users
     target = torch.tensor([float("nan"), float("nan")])
     assert rank_targets(scores, target).tolist() == [3, 3]
 
@@ -133,7 +144,9 @@ def test_nan_model_ranks_last(item_chunk: int) -> None:
     assert metrics_from_ranks(ranks)["MRR"] < 1 / 30
 
 
-def test_ranker_chunking_invariance_with_ties() -> None:
+@pytest.mark.parametrize("rows", [ROWS, 2])  # items per step inside a block
+def test_ranker_chunking_invariance_with_ties(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluate_module, "ROWS", rows)
     data = unique_item_data([3, 5, 4, 6, 3, 7, 4], extra_items=20)
     g = torch.Generator().manual_seed(0)
     model = ScoreTable(data.n_items)
@@ -156,7 +169,11 @@ def test_ranker_user_subset_keeps_order() -> None:
     assert sub.tolist() == full[[4, 1, 2]].tolist()
 
 
-def test_top_k_matches_brute_force_across_chunks() -> None:
+@pytest.mark.parametrize("rows", [ROWS, 2])  # items per step inside a block
+def test_top_k_matches_brute_force_across_chunks(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluate_module, "ROWS", rows)
     data = unique_item_data([3, 5, 4, 6, 3, 7], extra_items=10)
     n_cols = data.n_items + 2
     g = torch.Generator().manual_seed(2)
@@ -178,7 +195,9 @@ def test_top_k_matches_brute_force_across_chunks() -> None:
             assert not history[u][ids[u].numpy()].any()
 
 
-def test_top_k_same_for_any_chunking() -> None:
+@pytest.mark.parametrize("rows", [ROWS, 2])  # items per step inside a block
+def test_top_k_same_for_any_chunking(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluate_module, "ROWS", rows)
     data = unique_item_data([3, 5, 4, 6, 3, 7], extra_items=10)
     model = ScoreTable(data.n_items)
     model.table = torch.randn(model.table.shape, generator=torch.Generator().manual_seed(3))
