@@ -169,11 +169,7 @@ def test_ranker_user_subset_keeps_order() -> None:
     assert sub.tolist() == full[[4, 1, 2]].tolist()
 
 
-@pytest.mark.parametrize("rows", [ROWS, 2])  # items per step inside a block
-def test_top_k_matches_brute_force_across_chunks(
-    rows: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(evaluate_module, "ROWS", rows)
+def test_top_k_matches_brute_force_across_chunks() -> None:
     data = unique_item_data([3, 5, 4, 6, 3, 7], extra_items=10)
     n_cols = data.n_items + 2
     g = torch.Generator().manual_seed(2)
@@ -195,9 +191,7 @@ def test_top_k_matches_brute_force_across_chunks(
             assert not history[u][ids[u].numpy()].any()
 
 
-@pytest.mark.parametrize("rows", [ROWS, 2])  # items per step inside a block
-def test_top_k_same_for_any_chunking(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluate_module, "ROWS", rows)
+def test_top_k_same_for_any_chunking() -> None:
     data = unique_item_data([3, 5, 4, 6, 3, 7], extra_items=10)
     model = ScoreTable(data.n_items)
     model.table = torch.randn(model.table.shape, generator=torch.Generator().manual_seed(3))

@@ -49,7 +49,7 @@ def metrics_from_lists(
     return {name: value for name, value in metrics.items() if name != "MRR"}
 
 
-ROWS = 1024  # items compared, or searched for the top k, per step: a (ROWS, users) block stays in cache
+ROWS = 1024  # items compared per step: a (ROWS, users) block stays in cache
 
 
 def rank_targets(scores: Tensor, target_scores: Tensor) -> Tensor:
@@ -226,9 +226,7 @@ class Ranker:
             best_i = torch.zeros((len(u), 0), dtype=torch.long, device=self.device)
             for lo, hi in self._chunks():
                 scores = exclude_(self._scores(z, lo, hi, buffer), lo, history, self.specials)
-                rows = user_major[: scores.numel()].view(len(u), hi - lo)
-                for i in range(0, hi - lo, ROWS):  # transposed a cache-sized block at a time
-                    rows[:, i : i + ROWS] = scores[i : i + ROWS].T
+                rows = user_major[: scores.numel()].view(len(u), hi - lo).copy_(scores.T)
                 v, j = rows.topk(min(k, hi - lo), dim=1)
                 best_v, pos = torch.cat([best_v, v], 1).topk(
                     min(k, best_v.shape[1] + v.shape[1]), dim=1
