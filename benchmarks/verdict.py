@@ -38,13 +38,14 @@ def matched_controls(rs: list[dict]) -> tuple[str, str]:
     return "sasrec-b512", "cl4srec-b512"
 
 
-def selected(named: dict[str, list[dict]], grid: set[str]) -> str:
+def selected(grid: dict[str, list[dict]]) -> str:
     """The validation-selected S^4Rec configuration (issue 19's rule for the defaults): the
-    highest mean validation NDCG@20 among today's s4rec and the grid's S^4Rec runs."""
-    candidates = [
-        n for n in named if n == "s4rec" or (n in grid and named[n][0]["method"] == "s4rec")
-    ]
-    return max(candidates, key=lambda n: statistics.mean(r["valid"]["NDCG@20"] for r in named[n]))
+    highest validation NDCG@20 at seed 1, the seed every screen has, among the grid's S^4Rec
+    runs (today's s4rec among them as ``s4rec-base``)."""
+    seed1 = {
+        n: r for n, rs in grid.items() for r in rs if r["method"] == "s4rec" and r["seed"] == 1
+    }
+    return max(seed1, key=lambda n: seed1[n]["valid"]["NDCG@20"])
 
 
 def named_runs(runs: list[dict], dataset: str) -> dict[str, list[dict]]:
@@ -157,11 +158,11 @@ def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
     paper = PAPER[("beauty", "s4rec")]
     grid = named_runs(repro, "beauty")
     named = {**named_runs(reference, "beauty"), **grid}
-    best = selected(named, set(grid))
-    valid = statistics.mean(r["valid"]["NDCG@20"] for r in named[best])
+    best = selected(grid)
+    valid = next(r["valid"]["NDCG@20"] for r in grid[best] if r["seed"] == 1)
     shown = [n for n in dict.fromkeys([*TARGETED, best]) if n in named]
-    lines = [f"Selected by validation NDCG@20 (mean over its seeds), among today's s4rec and the "
-             f"grid's S^4Rec runs: `{best}` ({seeds(named[best])}, {valid:.4f}).", "",
+    lines = [f"Selected by validation NDCG@20 at seed 1 among the grid's S^4Rec runs (today's "
+             f"s4rec among them as `s4rec-base`): `{best}` ({valid:.4f}).", "",
              "Against the paper's S^4Rec row (test; target: at or above it on all four metrics):",
              ""]  # fmt: skip
     for name in shown:
