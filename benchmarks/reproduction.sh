@@ -5,16 +5,17 @@
 # interrupted ones resume. Needs S4REC_DATA. Beauty unless a lane says otherwise.
 #   screens:  today's s4rec, then each paper-literal switch alone
 #   codepad:  the padding hypothesis (the ICLRec code's padding behaviour, mean-pooled z),
-#             with raw dot products and raw distillation, and its controls at the same
-#             batch and behaviour (cl4srec on mean-pooled views, sasrec at batch 512)
+#             with raw dot products and raw distillation
+#   codepad-controls: its controls at the same batch and behaviour (sasrec at batch 512, then
+#             cl4srec on mean-pooled views)
 #   controls: cl4srec on the views' z (last position) at batch 512, today's s4rec's control
 #   flat:     S^4Rec on top of the ICLRec code's instance term (flattened views, dot products,
 #             no intent negatives) with its padding behaviour: what iclrec-codepad keeps
 #   temps:    tau1 x tau2 x tau3 over {0.1, 1}, seed 1, with $SWITCHES (the screens' best)
 #   selected: the grid's validation-best configuration ($SWITCHES, temperatures included) on
-#             Beauty under the tag $SELECTED (a grid cell's, so that seed 1 is found done)
+#             Beauty under the tag $SELECTED (the selected run's, so that its seed 1 is found done)
 #   datasets: s4rec with $SWITCHES on Toys, Sports and ML-1M
-# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] [SELECTED=-tau...] reproduction.sh LANE...
+# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] [SELECTED=-TAG] reproduction.sh LANE...
 #        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &)
 set -u
 cd "$(dirname "$0")/.."
@@ -39,9 +40,15 @@ codepad() {
     run --method s4rec --seed "$s" --tag=-codepad $CODEPAD
     run --method s4rec --seed "$s" --tag=-codepad-raw $CODEPAD --set s4rec.similarity=dot \
       --set s4rec.distill_normalize=false
+  done
+}
+codepad-controls() {
+  for s in $SEEDS; do
+    run --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
+  done
+  for s in $SEEDS; do
     run --method cl4srec --seed "$s" --tag=-codepad-b512 $CODEPAD --set s4rec.contrast_on=sequence \
       --set train.batch_size=512
-    run --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
   done
 }
 controls() {
@@ -70,5 +77,5 @@ datasets() {
     on "$d" --method s4rec --seed "$s" --tag=-selected $SWITCHES
   done; done
 }
-[ $# -gt 0 ] || { sed -n '2,17p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,18p' "$0"; exit 2; }
 for lane in "$@"; do "$lane"; done

@@ -26,6 +26,7 @@ from pathlib import Path
 from common import RUNS, commit, protocol_file, provenance, write_result
 from s4rec.config import Config
 from s4rec.methods import configure
+from s4rec.rundir import RunDirError
 from s4rec.runtime import rank
 from s4rec.train import FREE, Trainer
 
@@ -88,7 +89,10 @@ def main() -> None:
         return
     start, code = time.perf_counter(), commit()
     run_dir = Path(args.runs_dir).expanduser() / name
-    results = Trainer(cfg, run_dir).fit(resume=True)
+    try:
+        results = Trainer(cfg, run_dir).fit(resume=True)
+    except RunDirError as err:  # e.g. another lane is training this run: skip it, one line
+        sys.exit(f"{name}: {err}")
     if rank() > 0:  # under torchrun rank 0 writes the result
         return
     path = write_result(
