@@ -426,7 +426,7 @@ def test_methods_log_their_terms(method, terms, views, data_200, tmp_path: Path)
     s = cfg.s4rec
     weight = {"next_item": 1.0, "cluster": s.alpha, "contrastive": s.beta1, "distill": s.beta2}
     weight["adversarial"], weight["intent"] = s.lam, s.icl
-    expected = sum(weight[name] * value for name, value in out.terms.items())
+    expected = float(sum(weight[name] * value for name, value in out.terms.items()))
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
     assert set(out.weighted) == terms  # each weighted term, in the graph (term_gradients.py)
     for name, part in out.weighted.items():
@@ -448,7 +448,7 @@ def test_cl4srec_is_the_instance_contrastive_loss_on_flattened_views(
     assert z1.shape == (len(batch), cfg.data.max_len * cfg.model.hidden)
     assert out.terms["contrastive"] == pytest.approx(expected.item(), rel=1e-5)
     assert out.total.item() == pytest.approx(
-        out.terms["next_item"] + 0.05 * expected.item(), rel=1e-5
+        out.terms["next_item"].item() + 0.05 * expected.item(), rel=1e-5
     )
 
 
