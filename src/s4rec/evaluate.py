@@ -145,10 +145,14 @@ class Ranker:
 
     def _scores(self, z: Tensor, lo: int, hi: int, buffer: Tensor) -> Tensor:
         """(hi - lo, b) scores, a row per item of lo .. hi - 1 and a column per user of ``z``
-        (b, d), computed into ``buffer``: item-major, which the CPU's matrix library computes
-        about three times as fast as user-major (and any later block as fast as this one)."""
+        (b, d), computed into ``buffer``. Item-major, because the CPU matrix library computes
+        this layout about three times as fast as (b, hi - lo) (benchmarks/ranker_speed.py)."""
         out = buffer[: (hi - lo) * len(z)].view(hi - lo, len(z))
         return torch.mm(self.model.item_emb.weight[lo:hi], z.T, out=out)
+
+    def _shown(self, z: Tensor, history: Tensor, lo: int, hi: int, buffer: Tensor) -> Tensor:
+        """``_scores`` with padding, the mask token and each user's ``history`` at -inf."""
+        return exclude_(self._scores(z, lo, hi, buffer), lo, history, self.specials)
 
     def _chunks(self) -> list[tuple[int, int]]:
         return [
@@ -189,12 +193,7 @@ class Ranker:
                     t_score[here] = scores[target[here] - lo, cols[here]]
                 rank = torch.stack(
                     [
-                        rank_targets(
-                            exclude_(
-                                self._scores(z, lo, hi, buffer), lo, with_target, self.specials
-                            ),
-                            t_score,
-                        )
+                        rank_targets(self._shown(z, with_target, lo, hi, buffer), t_score)
                         for lo, hi in chunks
                     ]
                 ).sum(0)
@@ -225,7 +224,7 @@ class Ranker:
             best_v = torch.full((len(u), 0), float("-inf"), device=self.device)
             best_i = torch.zeros((len(u), 0), dtype=torch.long, device=self.device)
             for lo, hi in self._chunks():
-                scores = exclude_(self._scores(z, lo, hi, buffer), lo, history, self.specials)
+                scores = self._shown(z, history, lo, hi, buffer)
                 rows = user_major[: scores.numel()].view(len(u), hi - lo).copy_(scores.T)
                 v, j = rows.topk(min(k, hi - lo), dim=1)
                 best_v, pos = torch.cat([best_v, v], 1).topk(
