@@ -76,6 +76,30 @@ def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None
     assert verdict.matched_controls(grid["s4rec-a"]) == ("sasrec-b512", "cl4srec-b512")
 
 
+def test_the_default_changes_only_on_a_three_seed_validation_mean(verdict) -> None:
+    today = {"s4rec": [run("s4rec", s, v) for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))]}
+    grid = {"s4rec-base": [run("s4rec", 1, 0.051, "-base")],
+            "s4rec-a": [run("s4rec", 1, 0.056, "-a"), run("s4rec", 2, 0.050, "-a")]}  # fmt: skip
+    assert verdict.default_decision(grid, today) == "pending"
+    grid["s4rec-a"].append(run("s4rec", 3, 0.053, "-a"))  # mean 0.0530 > 0.0520
+    assert verdict.default_decision(grid, today) == "adopt"
+    grid["s4rec-a"][2] = run("s4rec", 3, 0.049, "-a")  # mean 0.0517, below
+    assert verdict.default_decision(grid, today) == "keep"
+    grid["s4rec-base"] = [run("s4rec", 1, 0.060, "-base")]  # today's is the selected one
+    assert verdict.default_decision(grid, today) == "keep"
+
+
+def test_the_s4rec_preset_follows_the_committed_decision(verdict) -> None:
+    """Once the selected configuration's seeds are in, the preset must follow the rule: the
+    commit that lands the third seed changes (or keeps) the defaults with it."""
+    repro, reference = verdict.reproduction_runs()
+    grid = verdict.named_runs(repro, "beauty")
+    decision = verdict.default_decision(grid, verdict.named_runs(reference, "beauty"))
+    name = verdict.selected(grid) if decision == "adopt" else "s4rec-base"
+    default = next(r for r in grid[name] if r["seed"] == 1)
+    assert verdict.beyond_paper_file(default) == [], f"{decision}: {name} is not the default"
+
+
 def test_the_nearest_run_to_each_paper_row_is_found_by_mean_distance(verdict) -> None:
     far = run("s4rec", 1, 0.01, "-far")  # NDCG@20 far below every paper row
     near = [run("s4rec", s, 0.05, "-near") for s in (1, 2)]
