@@ -1,8 +1,9 @@
 """The paper's head/tail claims (Fig. 3 and 4) on one dataset, from the committed protocol's runs.
 
     python benchmarks/head_tail.py --dataset beauty
-    python benchmarks/head_tail.py --dataset beauty --data-dir ../shared/data --runs-dir ~/.cache/s4rec/runs/repro \
-        --tags=-base --tags=-codepad-raw --tags=-codepad-b512 --name head-tail-beauty-repro
+    python benchmarks/head_tail.py --dataset beauty --data-dir ../shared/data \
+        --runs-dir ~/.cache/s4rec/runs/repro --tags=-base --tags=-codepad \
+        --tags=-codepad-raw --tags=-codepad-b512 --name head-tail-beauty-repro
 
 Collects the finished paper-protocol runs ``RUNS_DIR/DATASET-METHOD-bceTAG-sSEED`` of the
 methods below (``--tags``, default none, -b256 and -b512), recomputes their analyses
