@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, unique_item_data
 from s4rec.analysis import cluster_stats, group_metrics, head_rate_iqr, length_groups
 from s4rec.cli import main
 from s4rec.data.dataset import head_tail_labels
@@ -53,6 +53,17 @@ def test_group_metrics_sum_back_to_all(runs: list[Path]) -> None:
         for m in ("HR@5", "NDCG@20", "MRR"):
             weighted = sum(groups[g][m] * groups[g]["users"] for g in parts if groups[g]["users"])
             assert weighted / n == pytest.approx(groups["all"][m], abs=1e-12)
+
+
+def test_a_group_without_users_has_no_metrics_and_shows_a_dash() -> None:
+    data = unique_item_data([7, 8, 9, 10, 8])  # every user in the 6-10 bucket
+    groups = group_metrics(torch.zeros(data.n_users, dtype=torch.long), data)
+    assert groups["51+"] == {"users": 0} and groups["6-10"]["HR@5"] == 1.0
+    json.dumps(groups, allow_nan=False)  # analysis.json stays JSON any parser reads
+    a = {"label": "r-s1", "method": "sasrec", "dataset": "d", "seed": 1, "test": None,
+         "groups": groups, "clusters": None}  # fmt: skip
+    header, rows = tables([a])["Test NDCG@20 by user group (users in brackets)"]
+    assert rows[0][header.index("51+ (0)")] == "-"
 
 
 def test_head_group_comes_from_training_lengths(runs: list[Path]) -> None:

@@ -118,6 +118,49 @@ def test_results_contract(bce_run: tuple[Trainer, dict, Path]) -> None:
     assert mixed == pytest.approx(results["test"]["NDCG@20"])
 
 
+def strict_json(path: Path) -> object:
+    """A file parsed as JSON that any parser reads: NaN and Infinity are errors."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{path}: {constant} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_group_without_users_leaves_results_json_strict(tmp_path: Path) -> None:
+    """Two users: 20% of them rounds to no head user, so the head group has no metrics."""
+    log = tmp_path / "two.txt"
+    log.write_text("1 1 2 3 4 5\n2 2 3 4 5 6\n")
+    results = Trainer(tiny_config(f"data.dataset={log}", "train.epochs=1"), tmp_path / "run").fit()
+    assert results["users"]["head"] == 0 and results["test_by_group"]["head"] == {}
+    assert strict_json(tmp_path / "run" / "results.json") == results
+    assert set(results["test_by_group"]["tail"]) == METRIC_KEYS
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_good_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = Trainer(tiny_config("train.epochs=4"), tmp_path)
+    epoch = trainer.train_epoch
+    monkeypatch.setattr(
+        trainer, "train_epoch",
+        lambda: epoch() if trainer.progress.epoch < 2 else {"next_item": float("nan")},
+    )  # fmt: skip
+    kept = r"diverged in epoch 3 \(loss next_item nan\).*keeps epoch 2"
+    with pytest.raises(ValueError, match=kept):
+        trainer.fit()
+    assert load_state(tmp_path / "last.pt")["progress"]["epoch"] == 2
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_learning_rate_that_diverges_is_a_clear_error(tmp_path: Path) -> None:
+    advice = r"diverged in epoch 1 .* has no trained epoch: lower train.lr \(now 1e\+06\)"
+    with pytest.raises(ValueError, match=advice):
+        Trainer(tiny_config("train.lr=1e6", "train.epochs=2"), tmp_path).fit()
+
+
 def test_run_directory_and_metrics_log(bce_run: tuple[Trainer, dict, Path]) -> None:
     trainer, results, out = bce_run
     assert {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "results.json"} <= {

@@ -24,14 +24,11 @@ KS = (5, 10, 20)
 
 
 def metrics_from_ranks(ranks: Tensor | np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
-    """HR@k, NDCG@k and MRR from 0-based ranks of the targets (one per user)."""
+    """HR@k, NDCG@k and MRR from 0-based ranks of the targets (one per user); no ranks (a
+    group without users) give no metrics, an empty dict, never NaN in a results file."""
     r = torch.as_tensor(ranks, dtype=torch.float64)
     if len(r) == 0:
-        return {
-            **{f"HR@{k}": math.nan for k in ks},
-            **{f"NDCG@{k}": math.nan for k in ks},
-            "MRR": math.nan,
-        }
+        return {}
     out = {f"HR@{k}": float((r < k).double().mean()) for k in ks}
     gain = 1.0 / torch.log2(r + 2.0)
     out.update({f"NDCG@{k}": float(torch.where(r < k, gain, 0.0).mean()) for k in ks})

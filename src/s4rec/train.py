@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 from collections import defaultdict
@@ -25,6 +26,7 @@ from .objectives import build_objective
 from .pipeline import build_model, check_data, data_record, load_data, note_repeats
 from .rundir import claim, locked, trim_metrics
 from .runtime import (
+    all_reduce_sum,
     autocast,
     barrier,
     check_precision,
@@ -247,6 +249,19 @@ class Trainer:
             waiting = time.perf_counter()
         return {name: float(total) / len(self.loader) for name, total in sums.items()}
 
+    def _check_finite(self, losses: dict[str, float], epoch: int) -> None:
+        """Stop a run whose loss diverged (NaN or inf) before the epoch is evaluated or saved,
+        so ``last.pt`` and ``best.pt`` keep the last good epoch; every rank stops together."""
+        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        if not all_reduce_sum(torch.tensor(float(len(bad)), device=self.device)):
+            return
+        terms = ", ".join(f"{name} {value}" for name, value in bad.items()) or "on another rank"
+        kept = f"keeps epoch {epoch - 1}" if epoch > 1 else "has no trained epoch"
+        raise ValueError(
+            f"{self.out}: training diverged in epoch {epoch} (loss {terms}); the run directory"
+            f" {kept}: lower train.lr (now {self.cfg.train.lr:g}) and train again (--overwrite)"
+        )
+
     def evaluate(self, split: Split) -> dict[str, dict[str, float]]:
         """Metrics under the run's protocol (``eval``): model selection and results agree."""
         return evaluate(self.model, self.data, split, self.cfg)
@@ -283,6 +298,7 @@ class Trainer:
         while p.epoch < t.epochs and p.epoch - p.best_epoch < t.patience:
             start = time.perf_counter()
             losses = self.train_epoch()
+            self._check_finite(losses, p.epoch + 1)
             train_s = time.perf_counter() - start
             valid = {} if t.final else self.evaluate("valid")["all"]  # final: the last is best
             p.epoch += 1

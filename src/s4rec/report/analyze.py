@@ -9,6 +9,7 @@ and the training curves. The t-SNE map needs scikit-learn (``pip install "s4rec[
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,6 +40,11 @@ from ..pipeline import check_data, trained_data
 
 METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
 GROUP_METRIC = "NDCG@20"
+
+
+def group_metric(analysis: dict, group: str, metric: str) -> float:
+    """One user group's metric in an analysis; NaN for a group without users (it has none)."""
+    return analysis["groups"][group].get(metric, math.nan)
 
 
 def read_curves(log: Path) -> dict[str, list[float]]:

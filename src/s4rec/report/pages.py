@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 import platform
 import re
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ..files import write_text_atomic
-from .analyze import GROUP_METRIC, METRICS
+from .analyze import GROUP_METRIC, METRICS, group_metric
 from .plots import plot_curves, plot_groups, plot_head_rates, plot_sweep, plot_tsne
 
 
@@ -52,7 +53,7 @@ def by_method(analyses: list[dict]) -> dict[str, dict[str, float]]:
         row: dict[str, float] = {"runs": len(rs)}
         for key in FIG4:
             side, metric = key.split()
-            row[key] = statistics.mean(a["groups"][side][metric] for a in rs)
+            row[key] = statistics.mean(group_metric(a, side, metric) for a in rs)
         iqr = [a["clusters"]["head_rate_iqr"] for a in rs if a["clusters"]]
         row["head-rate IQR"] = statistics.mean(iqr) if iqr else float("nan")
         out[method] = row
@@ -78,7 +79,7 @@ def tables(
     pages both render these, so they cannot disagree. For each of ``baselines`` (a variant,
     or a method with one variant among the runs), each variant's relative gain over it on
     head and on tail users is added."""
-    f = lambda x: f"{x:.4f}"  # noqa: E731
+    f = lambda x: "-" if math.isnan(x) else f"{x:.4f}"  # noqa: E731
     out = {}
     methods = by_method(analyses)
     header = ["variant", "runs", *FIG4, "head-rate IQR"]
@@ -103,11 +104,11 @@ def tables(
     groups = list(analyses[0]["groups"])
     out[f"Test {GROUP_METRIC} by user group (users in brackets)"] = (
         ["run", *(f"{g} ({analyses[0]['groups'][g]['users']:,})" for g in groups)],
-        [[a["label"], *(f(a["groups"][g][GROUP_METRIC]) for g in groups)] for a in analyses],
+        [[a["label"], *(f(group_metric(a, g, GROUP_METRIC)) for g in groups)] for a in analyses],
     )
     out["Tail vs head (Fig. 4)"] = (
         ["run", *(f"{side} {m}" for side in ("head", "tail") for m in ("HR@5", "NDCG@5"))],
-        [[a["label"], *(f(a["groups"][s][m]) for s in ("head", "tail") for m in ("HR@5", "NDCG@5"))]
+        [[a["label"], *(f(group_metric(a, s, m)) for s in ("head", "tail") for m in ("HR@5", "NDCG@5"))]
          for a in analyses],
     )  # fmt: skip
     out["Clusters (Fig. 3)"] = (

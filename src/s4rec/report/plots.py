@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Config, dotted
-from .analyze import GROUP_METRIC
+from .analyze import GROUP_METRIC, group_metric
 
 
 def _needs(module: str) -> Any:
@@ -66,7 +66,7 @@ def plot_groups(analyses: list[dict], metric: str = GROUP_METRIC) -> bytes:
     ax = ax[0, 0]
     width = 0.8 / len(analyses)
     for i, a in enumerate(analyses):
-        values = [a["groups"][g][metric] for g in groups]
+        values = [group_metric(a, g, metric) for g in groups]
         ax.bar(np.arange(len(groups)) + i * width, values, width, label=a["label"])
     counts = [analyses[0]["groups"][g]["users"] for g in groups]
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2,
