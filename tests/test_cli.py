@@ -159,13 +159,15 @@ def test_predict_ids_with_spaces_need_json_lines(tmp_path: Path) -> None:
     assert [r["items"] for r in rows] == [["e"], ["a b"]]
 
 
-def test_predict_k_above_candidates(tmp_path: Path) -> None:
-    """With fewer candidates than k, a line lists just the candidates (no history, no crash)."""
+@pytest.mark.parametrize("k", [6, 1000])
+def test_predict_k_above_candidates(k: int, tmp_path: Path) -> None:
+    """With fewer candidates than k, even beyond the catalogue, a line lists just the
+    candidates (no history, no crash)."""
     torch.manual_seed(0)
     seqs = Sequences.from_lists([[1, 2, 3, 4], [5, 6, 1, 2, 3]], item_ids=list("abcdef"))
     data = LeaveOneOut(seqs)
     model = SASRec(6, 5, ModelConfig(hidden=8, layers=1, heads=2, inner=16))
-    write_predictions(model, data, "test", 6, tmp_path / "p.tsv")
+    write_predictions(model, data, "test", k, tmp_path / "p.tsv")
     lines = [ln.split("\t") for ln in (tmp_path / "p.tsv").read_text().splitlines()]
     assert [u for u, _ in lines] == ["1", "2"]
     assert sorted(lines[0][1].split()) == ["d", "e", "f"]  # history a b c

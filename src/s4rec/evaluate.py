@@ -210,7 +210,9 @@ class Ranker:
     @torch.no_grad()
     def top_k(self, split: Split, k: int) -> tuple[Tensor, Tensor]:
         """(U, k) internal ids of the best-scored non-excluded items per user, best first, and
-        their scores: from the same blocks of scores as ``ranks``."""
+        their scores: from the same blocks of scores as ``ranks``. A ``k`` beyond the
+        catalogue gives every item (excluded ones at -inf)."""
+        k = min(k, self.n_cols)
         was_training = self.model.training
         self.model.eval()
         ids = torch.full((self.data.n_users, k), UNSET, dtype=torch.long)
