@@ -75,7 +75,7 @@ def test_prepare_tiny_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_prepare_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "log.csv").write_text("user,item\na,b\n")
     err = fails(capsys, "prepare", str(tmp_path / "log.csv"), "--out", str(tmp_path / "o.txt"))
-    assert "missing column(s)" in err
+    assert "missing column(s)" in err and "--user-col" in err
 
 
 def test_pipeline_run_dir(pipeline: dict[str, Path]) -> None:
