@@ -108,7 +108,7 @@ def test_predict_tsv(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[st
         "--out",
         str(tsv),
     )
-    assert "top-20 test predictions" in capsys.readouterr().out
+    assert "top-20 test predictions" in capsys.readouterr().err
     seqs = read_sequence_text(pipeline["data"])
     history = {
         u: [seqs.item_ids[i - 1] for i in seqs[r].tolist()] for r, u in enumerate(seqs.user_ids)

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -165,6 +167,21 @@ def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "b.jsonl").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "b.jsonl").read_text() == "{}\n"
+
+
+def test_a_stream_is_written_directly_and_a_directory_is_refused(tmp_path: Path) -> None:
+    """``--out /dev/stdout`` or a pipe gets the text; nothing is renamed over the stream."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_text_atomic(fifo, "a line\n")
+    reader.join(timeout=10)
+    assert got == ["a line\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    with pytest.raises(IsADirectoryError, match="is a directory") as err:
+        write_text_atomic(tmp_path, "x")
+    assert err.value.filename == str(tmp_path)
 
 
 def test_use_commands_take_runtime_settings(

@@ -50,8 +50,18 @@ def read_json(path: str | Path) -> Any:
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "w", suffix: str = ".tmp") -> Iterator[IO[Any]]:
     """A file to write instead of ``path`` (its folder is made), renamed over it once
-    written and synced; on error it is removed and ``path`` is left as it was."""
+    written and synced; on error it is removed and ``path`` is left as it was.
+
+    A ``path`` that is a stream rather than a file (``/dev/stdout``, a pipe, a terminal) is
+    written directly: nothing can be renamed over it. A directory is an error naming it.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
+    if path.exists() and not path.is_file():
+        with open(path, mode, encoding=None if "b" in mode else "utf-8") as stream:
+            yield stream
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
