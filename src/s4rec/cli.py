@@ -132,8 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     cfg, model, data = _trained(args)
     write_predictions(model, data, args.split, args.k, args.out, cfg, args.format)
-    print(f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}",
-          file=sys.stderr)  # stdout may be the predictions themselves (--out /dev/stdout)
+    print(
+        f"wrote top-{args.k} {args.split} predictions for {data.n_users} users to {args.out}",
+        file=sys.stderr,
+    )  # stdout may be the predictions themselves (--out /dev/stdout)
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
