@@ -135,6 +135,21 @@ def test_evaluates_from_any_directory(
     assert json.loads(capsys.readouterr().out)["test"]["all"] == results["test"]
 
 
+def test_moved_data_is_found_through_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_data(Path("old") / "seqs.txt")
+    train(Path("old") / "seqs.txt", tmp_path / "run")
+    Path("new").mkdir()
+    (Path("old") / "seqs.txt").rename(Path("new") / "seqs.txt")
+    err = fails(capsys, "evaluate", str(tmp_path / "run" / "best.pt"))
+    assert "which is no longer there" in err and "--data-dir" in err
+    run("evaluate", str(tmp_path / "run" / "best.pt"), "--data-dir", "new", "--json")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert json.loads(capsys.readouterr().out)["test"]["all"] == results["test"]
+
+
 def test_an_older_checkpoint_still_loads(
     copy: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Config
 from .data.binary import read_dataset
-from .data.catalog import load_sequences
+from .data.catalog import DatasetNotFound, load_sequences
 from .data.dataset import LeaveOneOut
 from .data.sequences import Sequences
 from .model import Popularity, SequenceEncoder, build_encoder
@@ -101,12 +101,16 @@ def trained_data(
     file it recorded when that still exists and no ``data_dir`` is given (any working
     directory then finds it), else the dataset of its configuration. Sets up the runtime."""
     setup_runtime(cfg)
-    path = (state.get("data") or {}).get("path")
+    recorded = path = (state.get("data") or {}).get("path")
     if data_dir is not None:
         cfg.data.data_dir, path = data_dir, None
     elif path is not None and not Path(path).exists():
         path = None
-    data = load_data(cfg, path)
+    try:
+        data = load_data(cfg, path)
+    except DatasetNotFound as err:
+        gone = f"{where} was trained on {recorded}, which is no longer there; " if recorded else ""
+        raise DatasetNotFound(f"{gone}{err}") from None
     note_repeats(cfg, data)
     check_data(state, data, where)
     return data

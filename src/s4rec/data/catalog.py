@@ -110,15 +110,18 @@ def resolve_dataset(
     if key == SYNTHETIC:
         raise ValueError("'synthetic' is generated in memory and has no file; use load_sequences")
     info = DATASETS.get(key)
-    if info is None:
+    dirs = search_dirs(data_dir)
+    if info is None:  # a path: as given, else under (or by its name in) each search directory
         path = Path(name_or_path).expanduser()
-        if path.is_file() or is_binary(path):
-            return path
+        for candidate in [path, *(d / p for d, _ in dirs for p in (path, Path(path.name)))]:
+            if candidate.is_file() or is_binary(candidate):
+                return candidate
         names = ", ".join([*DATASETS, SYNTHETIC])
+        looked = ", ".join(str(d) for d, _ in dirs)
         raise DatasetNotFound(
             f"{name_or_path!r} is neither a dataset name ({names}) nor a file or binary dataset"
+            f" (looked here and in {looked}; --data-dir or $S4REC_DATA add a directory)"
         )
-    dirs = search_dirs(data_dir)
     found = _find(dirs, (info.filename,))
     if found is not None:
         return found
