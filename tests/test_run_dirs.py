@@ -172,6 +172,19 @@ def test_resume_drops_a_partial_line_and_stale_temporaries(copy: dict[str, Path]
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_resume_needs_only_the_run_directory(
+    copy: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run's config.yaml is the configuration: ``--out RUN --resume --epochs 2`` continues
+    it, and a change beyond the free settings is refused."""
+    run_dir = copy["run"]
+    err = fails(capsys, "train", "--out", str(run_dir), "--resume", "--set", "model.hidden=64")
+    assert "another configuration (model.hidden:" in err
+    run("train", "--out", str(run_dir), "--resume", "--epochs", "2", "--no-progress")
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+
+
 def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:

@@ -34,7 +34,8 @@ METRIC_COLUMNS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR
 
 def build_config(args: argparse.Namespace) -> Config:
     """``methods.configure``: defaults < method preset < --config file < its ``methods.<method>``
-    section < command-line flags < --set overrides."""
+    section < command-line flags < --set overrides. ``--resume`` without ``--method`` or
+    ``--config`` starts from the run's own ``config.yaml`` instead of the first three."""
     flags = {
         "data.dataset": args.dataset,
         "data.data_dir": args.data_dir,
@@ -48,6 +49,8 @@ def build_config(args: argparse.Namespace) -> Config:
         sets.append("train.progress=false")
     if args.final:
         sets += ["train.final=true", *epochs_from(args)]
+    if args.resume and args.method is None and args.config is None:
+        return Config.load(Path(args.out) / "config.yaml").override(sets + list(args.set))
     return configure(args.method, args.config, sets + list(args.set))
 
 
