@@ -89,3 +89,11 @@ def test_serving_the_onnx_file_answers_as_the_checkpoint(tmp_path: Path) -> None
         del plain.metadata_props[:]
         onnx.save(plain, str(tmp_path / "plain.onnx"))
         Recommender.from_onnx(tmp_path / "plain.onnx")
+
+
+def test_a_file_onnxruntime_cannot_read_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 a checkpoint, not a graph")
+    with pytest.raises(ValueError, match=r"best.pt: not a readable ONNX graph \("):
+        Recommender.from_onnx(tmp_path / "best.pt")
+    with pytest.raises(FileNotFoundError, match="no such ONNX file"):
+        Recommender.from_onnx(tmp_path / "missing.onnx")

@@ -220,8 +220,21 @@ def test_load_state_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format tag"):
         load_state(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match=r"junk.pt: not an s4rec checkpoint \(not a torch file"):
         load_state(tmp_path / "junk.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "other.pt").read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable"):
+        load_state(tmp_path / "cut.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="the file is empty"):
+        load_state(tmp_path / "empty.pt")
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ValueError, match="serve it with --onnx"):
+        load_state(tmp_path / "m.onnx")
+    (tmp_path / "run").mkdir()
+    torch.save({"model": {}}, tmp_path / "run" / "best.pt")
+    with pytest.raises(ValueError, match=r"a directory, not a checkpoint; its model is .*best\.pt"):
+        load_state(tmp_path / "run")
     with pytest.raises(FileNotFoundError):
         load_state(tmp_path / "missing.pt")
 

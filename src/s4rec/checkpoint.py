@@ -24,8 +24,17 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
 def load_state(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` (no code runs); clear errors for bad files."""
     path = Path(path)
+    if path.is_dir():
+        model = f"; its model is {path / 'best.pt'}" if (path / "best.pt").is_file() else ""
+        raise ValueError(f"{path}: a directory, not a checkpoint{model}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip (or, long ago, a pickle)
+        what = "the file is empty" if not head else "not a torch file"
+        what = "an ONNX graph? serve it with --onnx" if path.suffix == ".onnx" else what
+        raise ValueError(f"{path}: not an s4rec checkpoint ({what})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

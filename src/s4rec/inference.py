@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,7 +145,13 @@ class Recommender:
         onnxruntime, without the checkpoint: its k and protocol are the export's."""
         import onnxruntime as ort  # the export extra
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        if not Path(path).is_file():
+            raise FileNotFoundError(errno.ENOENT, "no such ONNX file", str(path))
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own error types: a file it cannot read
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"{path}: not a readable ONNX graph ({first})") from None
         meta = session.get_modelmeta().custom_metadata_map
         if "s4rec.item_ids" not in meta:
             raise ValueError(f"{path}: not an s4rec export (no s4rec.* metadata)")

@@ -155,6 +155,8 @@ def analyze_runs(
     out = []
     for run_dir in map(Path, run_dirs):
         cached = run_dir / "analysis.json"
+        if run_dir.is_file():
+            raise ValueError(f"{run_dir}: a file; give its run directory ({run_dir.parent})")
         if not (run_dir / "best.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no best.pt (is this a finished run directory?)")
         state = load_state(run_dir / "best.pt")
