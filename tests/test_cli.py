@@ -362,8 +362,13 @@ def test_train_final_from_a_finished_run(
     capsys.readouterr()
     err = fails(capsys, "evaluate", str(out / "best.pt"), "--data-dir", str(pipeline["root"]))
     assert "nothing is held out" in err
+    err = fails(capsys, "predict", str(out / "best.pt"), "--out", str(tmp_path / "t.tsv"))
+    assert "nothing is held out" in err and not (tmp_path / "t.tsv").exists()
     run("predict", str(out / "best.pt"), "--split", "next", "--out", str(tmp_path / "n.tsv"))
     assert len((tmp_path / "n.tsv").read_text().splitlines()) == results["users"]["all"]
+    err = fails(capsys, "train", "--dataset", str(pipeline["data"]), "--epochs-from",
+                str(pipeline["run"]), "--out", str(tmp_path / "x"))  # fmt: skip
+    assert "--epochs-from goes with --final" in err
     err = fails(capsys, "train", "--dataset", str(pipeline["data"]), "--final", "--out",
                 str(tmp_path / "x"))  # fmt: skip
     assert "give --epochs-from RUN_DIR" in err

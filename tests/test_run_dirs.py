@@ -178,6 +178,8 @@ def test_resume_needs_only_the_run_directory(
     """The run's config.yaml is the configuration: ``--out RUN --resume --epochs 2`` continues
     it, and a change beyond the free settings is refused."""
     run_dir = copy["run"]
+    err = fails(capsys, "train", "--out", str(run_dir), "--resume", "--overwrite")
+    assert "give one" in err
     err = fails(capsys, "train", "--out", str(run_dir), "--resume", "--set", "model.hidden=64")
     assert "another configuration (model.hidden:" in err
     run("train", "--out", str(run_dir), "--resume", "--epochs", "2", "--no-progress")

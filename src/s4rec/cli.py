@@ -49,6 +49,8 @@ def build_config(args: argparse.Namespace) -> Config:
         sets.append("train.progress=false")
     if args.final:
         sets += ["train.final=true", *epochs_from(args)]
+    elif args.epochs_from is not None:
+        raise ValueError("--epochs-from goes with --final (the epochs of a final model)")
     if args.resume and args.method is None and args.config is None:
         return Config.load(Path(args.out) / "config.yaml").override(sets + list(args.set))
     return configure(args.method, args.config, sets + list(args.set))
@@ -94,6 +96,10 @@ def by_group(split: str, groups: dict[str, dict[str, float]]) -> dict[str, dict[
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume and args.overwrite:
+        raise ValueError(
+            "--resume continues the run in --out and --overwrite replaces it: give one"
+        )
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         raise ValueError(f"{args.out}: nothing to resume (no last.pt); train without --resume")
     cfg = build_config(args)

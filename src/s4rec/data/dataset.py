@@ -135,15 +135,16 @@ class LeaveOneOut:
 
     def target(self, split: Split) -> Tensor:
         """(U,) validation or test item of every user."""
+        return self.flat[self.history_end(split)]
+
+    def history_end(self, split: Split) -> Tensor:
+        """(U,) exclusive end of the input (and masked history) for a split; a final model's
+        data has no split (its sequences end at ``train_end``)."""
         if self.final:
             raise ValueError(
                 f"{self.seqs.source}: a final model trains on every item; nothing is held out to"
-                " evaluate (predict --split next works)"
+                f" evaluate or predict for {split!r} (predict --split next works)"
             )
-        return self.flat[self.train_end + (0 if split == "valid" else 1)]
-
-    def history_end(self, split: Split) -> Tensor:
-        """(U,) exclusive end of the input (and masked history) for a split."""
         return self.train_end + (0 if split == "valid" else 1)
 
     def repeated(self, split: Split) -> Tensor:
