@@ -76,6 +76,9 @@ def test_prepare_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     (tmp_path / "log.csv").write_text("user,item\na,b\n")
     err = fails(capsys, "prepare", str(tmp_path / "log.csv"), "--out", str(tmp_path / "o.txt"))
     assert "missing column(s)" in err and "--user-col" in err
+    err = fails(capsys, "prepare", str(tmp_path / "log.csv"), "--out", str(tmp_path / "o.txt"),
+                "--k-core", "-3")  # fmt: skip
+    assert "argument --k-core: -3 is not at least 0" in err
 
 
 def test_pipeline_run_dir(pipeline: dict[str, Path]) -> None:

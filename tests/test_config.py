@@ -97,7 +97,8 @@ def test_set_overrides() -> None:
 @pytest.mark.parametrize(
     ("assignment", "message"),
     [
-        ("train.epochs=abc", "expected an integer"),
+        ("train.epochs=abc", "^--set: train.epochs: expected an integer, got 'abc'$"),
+        ("train.epochs=", "^--set: train.epochs: expected an integer, got no value$"),
         ("train.epochs=1.5", "expected an integer"),
         ("train.epochs=true", "expected an integer"),
         ("train.lr=fast", "expected a number"),

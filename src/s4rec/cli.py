@@ -433,7 +433,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--format", default="auto", choices=[f for f in FORMATS if f != "sequence"])
     pr.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="drop",
                     help="exact duplicate (user, item, time) rows: drop (logged) or error")  # fmt: skip
-    pr.add_argument("--k-core", type=int, default=5)
+    pr.add_argument("--k-core", type=at_least(0), default=5,
+                    help="keep users and items with at least K interactions, repeatedly (default 5)")  # fmt: skip
     pr.add_argument("--out-format", choices=OUT_FORMATS, default="text",
                     help="text (sequence text + vocabulary) or binary (a directory of arrays)")  # fmt: skip
     pr.add_argument("--user-col")

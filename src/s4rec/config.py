@@ -333,6 +333,11 @@ class Config:
                 if k not in ignore and mine[k] != theirs[k]]  # fmt: skip
 
 
+def _shown(value: object) -> str:
+    """A value as an error quotes it: ``--set key=`` (YAML null) is "no value"."""
+    return "no value" if value is None else repr(value)
+
+
 def dotted(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested mapping flattened to ``{"a.b": value}``."""
     out: dict[str, Any] = {}
@@ -379,23 +384,26 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+def _build(cls: type, raw: dict[str, Any], where: str, section: str = "") -> Any:
+    """``cls`` from the mapping ``raw`` (``section`` of the source ``where``), every value
+    checked against its type hint; errors read ``where: section.key: what is wrong``."""
+    here = f"{where}: {section}" if section else where
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping for {cls.__name__}")
+        raise ValueError(f"{here}: expected a mapping for {cls.__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = set(raw) - names
     if unknown:
         raise ValueError(
-            f"{where}: unknown key(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
+            f"{here}: unknown key(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
         )
     kwargs = {}
     for name, value in raw.items():
-        hint = hints[name]
+        hint, key = hints[name], f"{section}.{name}" if section else name
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}")
+            kwargs[name] = _build(hint, value, where, key)
         else:
-            kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+            kwargs[name] = _coerce(value, hint, f"{where}: {key}")
     return cls(**kwargs)
 
 
@@ -421,17 +429,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise ValueError("; ".join(errors))
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise ValueError(f"{where}: expected a list, got {_shown(value)}")
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         return tuple(_coerce(v, item, where) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"{where}: expected true/false, got {value!r}")
+        raise ValueError(f"{where}: expected true/false, got {_shown(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f"{where}: expected an integer, got {value!r}")
+        raise ValueError(f"{where}: expected an integer, got {_shown(value)}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -440,9 +448,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ValueError(f"{where}: expected a number, got {value!r}")
+        raise ValueError(f"{where}: expected a number, got {_shown(value)}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ValueError(f"{where}: expected a string, got {value!r}")
+        raise ValueError(f"{where}: expected a string, got {_shown(value)}")
     raise TypeError(f"{where}: unsupported type hint {hint!r}")

@@ -81,7 +81,7 @@ def _build(
             coded.source,
             None,
             f"{k_core}-core filtering removed every interaction ({len(coded)} rows); "
-            "use a smaller k_core or more data",
+            "use a smaller k-core (k_core, prepare --k-core) or more data",
         )
     rows = np.flatnonzero(keep)
     del keep
