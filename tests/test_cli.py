@@ -57,6 +57,7 @@ def test_train_on_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     }
     results = json.loads((tmp_path / "results.json").read_text())
     assert printed["test"] == results["test"] and printed["epochs"] == 2
+    assert printed["test_by_group"] == results["test_by_group"]  # as the table shows them
     assert results["seed"] == 7 and results["dataset"] == "synthetic"
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
 

@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     results = Trainer(cfg, args.out).fit(resume=args.resume, overwrite=args.overwrite)
     if rank() > 0:  # under torchrun, rank 0 speaks for the run
         return
-    shown = ("method", "dataset", "final", "epochs", "valid", "test")
+    shown = ("method", "dataset", "final", "epochs", "valid", "test", "test_by_group")
     if args.json:
         print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
     elif results.get("final"):
