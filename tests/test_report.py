@@ -213,3 +213,11 @@ def test_by_method_means_and_gains(analyses: list[dict]) -> None:
     assert len(header) == len(rows[0]) and header[-1].startswith("tail NDCG@5 gain vs ")
     with pytest.raises(ValueError, match="names 0 of the runs' variants"):
         tables(analyses, ("bert4rec",))
+
+
+def test_a_cached_analysis_is_reused_only_for_the_same_tsne_points(runs: list[Path]) -> None:
+    first = analyze_runs(runs[:1], tsne_points=120)[0]
+    written = (runs[0] / "analysis.json").stat().st_mtime_ns
+    assert analyze_runs(runs[:1], tsne_points=120)[0]["seconds"] == first["seconds"]
+    assert (runs[0] / "analysis.json").stat().st_mtime_ns == written
+    assert len(analyze_runs(runs[:1], tsne_points=50)[0]["tsne"]["x"]) == 50

@@ -113,6 +113,7 @@ def analyze_run(
         "curves": read_curves(run_dir / "metrics.jsonl"),
         "clusters": None,
         "tsne": None,
+        "tsne_points": tsne_points,  # asked for: a cached analysis is reused for the same
     }
     if isinstance(model, (SASRec, GRU4Rec)):  # encoders of the history alone (BERT4Rec too)
         z = training_representations(model, data, cfg.data.max_len, cfg.model.pooling).cpu()
@@ -150,7 +151,8 @@ def analyze_runs(
 ) -> list[dict]:
     """Analyses of several runs; data is loaded once per dataset (from ``data_dir`` when
     given), and an ``analysis.json`` newer than the run's ``best.pt`` and made under the same
-    protocol (the run's, with ``eval.*`` overrides ``sets``) is reused when ``reuse``."""
+    protocol (the run's, with ``eval.*`` overrides ``sets``) and ``tsne_points`` is reused
+    when ``reuse``."""
     datasets: dict[tuple, LeaveOneOut] = {}
     out = []
     for run_dir in map(Path, run_dirs):
@@ -164,7 +166,10 @@ def analyze_runs(
         fresh = cached.exists() and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime
         if reuse and fresh:
             analysis = read_json(cached)
-            if analysis.get("eval_protocol", {}).get("exclude_history") == cfg.eval.exclude_history:
+            same = (
+                analysis.get("eval_protocol", {}).get("exclude_history") == cfg.eval.exclude_history
+            )
+            if same and analysis.get("tsne_points") == tsne_points:
                 out.append(analysis)
                 continue
         cfg.data.data_dir = data_dir or cfg.data.data_dir
