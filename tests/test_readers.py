@@ -284,7 +284,11 @@ def test_read_raw_dispatch(tmp_path):
     path = write(tmp_path, "log.txt", "user_id\titem_id\ttimestamp\na\tb\t1\n")
     assert read_raw(path, "tsv").items.tolist() == ["b"]
     with pytest.raises(DataError, match="already sequence text"):
-        read_raw(tmp_path / "Beauty.txt")
+        read_raw(write(tmp_path, "Beauty.txt", "1 2 3\n"))
+    with pytest.raises(
+        DataError, match=r"log.txt:1: a .txt name, but not sequence text .*--format"
+    ):
+        read_raw(path)
     with pytest.raises(DataError, match="cannot infer the format"):
         read_raw(tmp_path / "mystery.bin")
     with pytest.raises(ValueError, match="unknown format"):

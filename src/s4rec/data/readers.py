@@ -588,7 +588,8 @@ def infer_format(path: str | os.PathLike) -> str:
             return ext
     if name.endswith(".txt"):
         return "sequence"
-    raise DataError(path, None, f"cannot infer the format from the name; choose one of {FORMATS}")
+    named = ", ".join(f for f in FORMATS if f != "auto")
+    raise DataError(path, None, f"cannot infer the format from the name; give --format: {named}")
 
 
 def read_raw(path: str | os.PathLike, fmt: str = "auto", **kwargs) -> Interactions:
@@ -598,7 +599,14 @@ def read_raw(path: str | os.PathLike, fmt: str = "auto", **kwargs) -> Interactio
     """
     kind = infer_format(path) if fmt == "auto" else fmt
     if kind == "sequence":
-        raise DataError(path, None, "this is already sequence text; use it directly, no prepare")
+        with _open_text(Path(path)) as f:
+            first = f.readline().strip()
+        if not _NOT_DIGITS.search(first):
+            raise DataError(
+                path, None, "this is already sequence text; use it directly, no prepare"
+            )
+        raise DataError(path, 1, f"a .txt name, but not sequence text ({first[:40]!r}): give"
+                                 " --format csv or tsv (and the column names)")  # fmt: skip
     if kind in ("csv", "tsv", "parquet"):
         if kind != "parquet":
             kwargs.setdefault("sep", "," if kind == "csv" else "\t")
