@@ -253,6 +253,9 @@ def test_histories_from_a_file(
         read_histories(path)
     path.write_text('["an id with spaces", 7]\n')
     assert read_histories(path) == [["an id with spaces", "7"]]
+    path.write_text(f"{a}\n\n{b} no-such-item\n")
+    err = fails(capsys, "recommend", str(pipeline["run"] / "best.pt"), "--histories", str(path))
+    assert f"{path}, line 3: unknown item id(s) ['no-such-item']" in err
 
 
 def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

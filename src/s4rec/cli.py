@@ -156,6 +156,11 @@ def cmd_recommend(args: argparse.Namespace) -> None:
             print(f"{item}\t{score:.4f}")
         return
     histories = read_histories(args.histories)
+    for number, history in enumerate(histories, 1):  # an unknown id: the line that has it
+        try:
+            rec.ids(history, args.on_unknown)
+        except ValueError as err:
+            raise ValueError(f"{args.histories}, line {number}: {err}") from None
     for top in rec.recommend(histories, args.k, exclude, args.on_unknown):
         print(json.dumps({"items": [{"item": i, "score": round(v, 6)} for i, v in top]}))
 
