@@ -446,6 +446,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--item-col")
     pr.add_argument("--time-col")
     pr.set_defaults(func=cmd_prepare)
+    for command in sub.choices.values():  # -v before or after the command
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="debug logging")  # fmt: skip
     return p
 
 
