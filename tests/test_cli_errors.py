@@ -142,9 +142,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_verbose_goes_before_or_after_the_command() -> None:
-    from s4rec.cli import parser
-
     before, after = ["-v", "evaluate", "x.pt"], ["predict", "-v", "x.pt", "--out", "p.tsv"]
     for argv in (before, after, ["evaluate", "x.pt", "-v"]):
-        assert parser().parse_args(argv).verbose is True
-    assert parser().parse_args(["evaluate", "x.pt"]).verbose is False
+        assert cli.parser().parse_args(argv).verbose is True
+    assert cli.parser().parse_args(["evaluate", "x.pt"]).verbose is False
