@@ -131,6 +131,17 @@ def test_the_real_server_on_a_loopback_port(checkpoint: Path) -> None:
         server.wait(timeout=30)
 
 
+def test_a_port_in_use_is_a_one_line_error(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            run("serve", str(checkpoint), "--port", str(port))
+    assert exit_.value.code == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err
+
+
 def test_inference_serving_and_reports_never_load_the_trainer():
     code = (
         "import sys, s4rec, s4rec.inference, s4rec.serve, s4rec.report, s4rec.export;"

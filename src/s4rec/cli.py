@@ -6,7 +6,9 @@ import argparse
 import errno
 import json
 import logging
+import os
 import shlex
+import socket
 import sys
 import textwrap
 from collections.abc import Callable
@@ -180,7 +182,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ImportError as err:
         raise missing_extra("serve", err) from None
     app = load_app(args.checkpoint, args.device, args.onnx)
+    check_port(args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def check_port(host: str, port: int) -> None:
+    """A clear error, before the server starts, when ``host:port`` cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        why = os.strerror(err.errno) if err.errno else str(err)
+        raise ValueError(f"cannot listen on {host}:{port} ({why}); choose another --port") from None
 
 
 def cmd_export(args: argparse.Namespace) -> None:
