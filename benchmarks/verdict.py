@@ -162,7 +162,8 @@ def seeds(runs: list) -> str:
 
 def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str:
     """How far a configuration's test NDCG@20 is above each matched control, in standard
-    deviations of the seeds (the larger of the two), against the target's 2."""
+    deviations of the seeds (the larger of the two sides that have three seeds or more: two
+    seeds give no spread worth the name), against the target's 2."""
     ours = [r["test"]["NDCG@20"] for r in rs]
     parts = []
     for control in matched_controls(rs):
@@ -171,8 +172,8 @@ def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str
             parts.append(f"`{control}` not run yet")
             continue
         diff = statistics.mean(ours) - statistics.mean(theirs)
-        spread = max((statistics.stdev(v) for v in (ours, theirs) if len(v) > 1), default=0.0)
-        sds = f"{diff / spread:+.1f} sd" if spread else "no spread yet (one seed each)"
+        spread = max((statistics.stdev(v) for v in (ours, theirs) if len(v) >= 3), default=0.0)
+        sds = f"{diff / spread:+.1f} sd" if spread else "no spread yet (fewer than three seeds)"
         parts.append(f"`{control}` {cell(theirs)} ({seeds(theirs)}): {diff:+.4f}, {sds}")
     return f"- `{name}` ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
 

@@ -59,8 +59,8 @@ def test_the_control_line_counts_standard_deviations(verdict) -> None:
     line = verdict.control_line("s4rec", ours, named)
     assert "`sasrec-b512` 0.0450 ± 0.0014 (2 seeds): +0.0070, +3.5 sd" in line
     assert "`cl4srec-b512` not run yet" in line
-    one = verdict.control_line("s4rec", ours[:1], {"sasrec-b512": named["sasrec-b512"][:1]})
-    assert "no spread yet" in one
+    two = verdict.control_line("s4rec", ours[:2], named)
+    assert "+0.0060, no spread yet (fewer than three seeds)" in two
 
 
 def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None:
