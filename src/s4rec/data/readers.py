@@ -44,7 +44,7 @@ _NOT_DIGITS = re.compile(r"[^0-9 \t\r\n]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # tab, newline, NUL, escape, ...
 _FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")  # of the seconds of an ISO-8601 time
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-PICK = " (name the columns with s4rec prepare --user-col, --item-col, --time-col)"
+_NAME_COLUMNS = " (name the columns with s4rec prepare --user-col, --item-col, --time-col)"
 _INT64 = 2**63 - 1
 
 
@@ -239,7 +239,9 @@ def read_interactions(
             raise DataError(path, None, "file is empty (a header row is required)")
         missing = [c for c in cols if c not in header]
         if missing:
-            raise DataError(path, 1, f"missing column(s) {missing}; the header has {header}{PICK}")
+            raise DataError(
+                path, 1, f"missing column(s) {missing}; the header has {header}{_NAME_COLUMNS}"
+            )
         fields = [header.index(c) for c in cols]
         data, lines = _collect(path, reader, len(header), fields)
     return _table(path, data[0], data[1], data[2] if time_col else None, lines)
@@ -405,7 +407,9 @@ def _read_parquet(path: Path, cols: list[str]) -> Interactions:
         names = pq.read_schema(path).names
         missing = [c for c in cols if c not in names]
         if missing:
-            raise DataError(path, None, f"missing column(s) {missing}; the file has {names}{PICK}")
+            raise DataError(
+                path, None, f"missing column(s) {missing}; the file has {names}{_NAME_COLUMNS}"
+            )
         table = pq.read_table(path, columns=cols)
     except pa.ArrowException as e:
         raise DataError(
