@@ -32,8 +32,10 @@ def load_state(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         head = f.read(2)
     if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip (or, long ago, a pickle)
-        what = "the file is empty" if not head else "not a torch file"
-        what = "an ONNX graph? serve it with --onnx" if path.suffix == ".onnx" else what
+        if path.suffix == ".onnx":
+            what = "an ONNX graph? serve it with --onnx"
+        else:
+            what = "not a torch file" if head else "the file is empty"
         raise ValueError(f"{path}: not an s4rec checkpoint ({what})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

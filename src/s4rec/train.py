@@ -298,8 +298,8 @@ class Trainer:
         while p.epoch < t.epochs and p.epoch - p.best_epoch < t.patience:
             start = time.perf_counter()
             losses = self.train_epoch()
-            self._check_finite(losses, p.epoch + 1)
             train_s = time.perf_counter() - start
+            self._check_finite(losses, p.epoch + 1)
             valid = {} if t.final else self.evaluate("valid")["all"]  # final: the last is best
             p.epoch += 1
             p.train_seconds += time.perf_counter() - start

@@ -113,7 +113,7 @@ def analyze_run(
         "curves": read_curves(run_dir / "metrics.jsonl"),
         "clusters": None,
         "tsne": None,
-        "tsne_points": tsne_points,  # asked for: a cached analysis is reused for the same
+        "tsne_points": tsne_points,  # analyze_runs reuses the file only for this count
     }
     if isinstance(model, (SASRec, GRU4Rec)):  # encoders of the history alone (BERT4Rec too)
         z = training_representations(model, data, cfg.data.max_len, cfg.model.pooling).cpu()
