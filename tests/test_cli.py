@@ -332,6 +332,10 @@ def test_datasets(
     assert str(tmp_path / "Beauty.txt") in by_name["beauty"]
     assert "not found" in by_name["toys"] and "Toys_and_Games" in by_name["toys"]
     assert f"looked in {tmp_path}" in by_name["toys"]
+    nope = str(tmp_path / "nope")  # a mistyped directory fails, rather than being searched past
+    for argv in (["datasets"], ["train", "--out", "x"], ["evaluate", "run"], ["analyze", "run"]):
+        err = fails(capsys, *argv, "--data-dir", nope)
+        assert f"argument --data-dir: {nope}: no such directory" in err
 
 
 # ---------------------------------------------------------------- a final model

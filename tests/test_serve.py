@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from conftest import run, tiny_sets
 from s4rec.inference import Recommender
-from s4rec.serve import MAX_BODY_BYTES, MAX_HISTORIES, load_app
+from s4rec.serve import MAX_BODY_BYTES, MAX_HISTORIES, MAX_K, load_app
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,9 @@ def test_recommend_equals_the_python_api(client: TestClient, rec: Recommender) -
     assert [x["item"] for x in every.json()["items"]] == [
         i for i, _ in rec.recommend([history], 5, exclude_seen=False)[0]
     ]
+    assert len(rec.item_ids) < MAX_K  # a k beyond the catalogue lists every candidate, as the CLI
+    every = client.post("/recommend", json={"history": history, "k": MAX_K}).json()["items"]
+    assert sorted(x["item"] for x in every) == sorted(set(rec.item_ids) - set(history))
 
 
 def test_batch_is_one_answer_per_history(client: TestClient, rec: Recommender) -> None:
@@ -70,7 +73,7 @@ BAD = [
     ("/recommend", b"{not json", 422, "JSON decode error"),
     ("/recommend", json.dumps({"history": "1 2"}).encode(), 422, "list"),
     ("/recommend", json.dumps({"history": [1], "k": 0}).encode(), 422, "greater than or equal"),
-    ("/recommend", json.dumps({"history": [1], "k": 10**6}).encode(), 422, "larger than the catalogue"),
+    ("/recommend", json.dumps({"history": [1], "k": MAX_K + 1}).encode(), 422, "less than or equal"),
     ("/recommend", json.dumps({"history": ["1", "nope"]}).encode(), 422, "unknown item id(s) ['nope']"),
     ("/recommend", json.dumps({"history": [1], "extra": 1}).encode(), 422, "Extra inputs"),
     ("/recommend", json.dumps({"history": [[1]]}).encode(), 422, "string"),

@@ -293,6 +293,14 @@ def at_least(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def existing_dir(text: str) -> str:
+    """An argparse type: a directory that exists (a mistyped --data-dir fails here, rather
+    than the search going on silently without it)."""
+    if not Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory")
+    return text
+
+
 def add_use_flags(p: argparse.ArgumentParser) -> None:
     """What a trained model is used under: ``--set eval.KEY=VALUE`` (the protocol; runtime
     settings such as train.eval_batch_users too), ``--device`` (any device, whichever one it
@@ -323,7 +331,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--dataset", help="catalog name (s4rec datasets) or path to a sequence-text file"
     )
-    t.add_argument("--data-dir", help="directory with dataset files (also: $S4REC_DATA)")
+    t.add_argument(
+        "--data-dir", type=existing_dir, help="directory with dataset files (also: $S4REC_DATA)"
+    )
     t.add_argument(
         "--method", choices=sorted(METHODS), help="named method (s4rec methods; default sasrec)"
     )
@@ -352,7 +362,7 @@ def parser() -> argparse.ArgumentParser:
                              ("predict", cmd_predict, "top-k items of every user to a TSV or JSON-lines file")]:  # fmt: skip
         e = sub.add_parser(name, help=text)
         e.add_argument("checkpoint")
-        e.add_argument("--data-dir")
+        e.add_argument("--data-dir", type=existing_dir)
         add_use_flags(e)
         e.set_defaults(func=func)
         if name == "evaluate":
@@ -411,7 +421,7 @@ def parser() -> argparse.ArgumentParser:
     ]:
         a = sub.add_parser(name, help=text)
         a.add_argument("runs", nargs="+", metavar="RUN_DIR")
-        a.add_argument("--data-dir")
+        a.add_argument("--data-dir", type=existing_dir)
         a.add_argument(
             "--tsne-points", type=at_least(0), default=1000, help="0 skips the t-SNE map"
         )
@@ -437,7 +447,7 @@ def parser() -> argparse.ArgumentParser:
         description="The dataset catalog. 'repeats': share of users whose validation or test"
         " item repeats one of their earlier items (a miss unless eval.exclude_history=false).",
     )
-    d.add_argument("--data-dir")
+    d.add_argument("--data-dir", type=existing_dir)
     d.set_defaults(func=cmd_datasets)
 
     m = sub.add_parser("methods", help="list the named methods and the settings each changes")

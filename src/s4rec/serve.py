@@ -19,20 +19,21 @@ from .inference import Recommender
 
 MAX_BODY_BYTES = 1 << 20  # a request body may hold 1 MiB
 MAX_HISTORIES = 1024  # per batch request
+MAX_K = 1000  # items per history: with MAX_HISTORIES, an answer stays bounded on any catalogue
 Ids = list[str | int]  # raw item ids; numbers are read as their text
 
 
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     history: Ids
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     histories: list[Ids] = Field(max_length=MAX_HISTORIES)
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
 
 
@@ -84,11 +85,8 @@ def create_app(rec: Recommender, about: dict[str, Any]) -> FastAPI:
     """The FastAPI application serving ``rec``; ``about`` is what ``GET /model`` returns."""
     app = FastAPI(title="s4rec", version=__version__)
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
-    catalogue = len(rec.item_ids)
 
     def answer(histories: list[Ids], k: int, exclude_seen: bool) -> list[list[dict[str, Any]]]:
-        if k > catalogue:
-            raise ValueError(f"k={k} is larger than the catalogue ({catalogue} items)")
         tops = rec.recommend([[str(i) for i in h] for h in histories], k, exclude_seen)
         return [_items(top) for top in tops]
 
