@@ -28,23 +28,24 @@ from s4rec.methods import configure
 from s4rec.model import SASRec
 from s4rec.train import Trainer
 
-EPOCHS = {  # name: (protocol config, method, layers) on Beauty
-    "sasrec_bce": ("paper-bce", "sasrec", 1),
-    "s4rec_bce": ("paper-bce", "s4rec", 1),
-    "sasrec_ce": ("ce", "sasrec", 2),
+EPOCHS = {  # name: (configuration file under configs/, method, *settings) on Beauty
+    "sasrec_bce": ("paper-bce", "sasrec", "model.layers=1"),
+    "s4rec_bce": ("paper-bce", "s4rec", "model.layers=1"),
+    "sasrec_ce": ("ce", "sasrec", "model.layers=2"),
 }
 
 
 def epoch_costs(
-    data: LeaveOneOut, specs: dict[str, tuple[str, str, int]], repeats: int, sets: tuple = ()
+    data: LeaveOneOut, specs: dict[str, tuple[str, ...]], repeats: int, sets: tuple = ()
 ) -> dict:
-    """Median epoch time of each (protocol, method, layers), with extra settings ``sets``
-    (device, precision), the epochs interleaved so that machine noise hits all alike."""
+    """Median epoch time of each (configuration file, method, *its own settings), with
+    ``sets`` added to all (device, precision), the epochs interleaved so that machine noise
+    hits all alike."""
     trainers, times, clustering = {}, {name: [] for name in specs}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
-        for name, (protocol, method, layers) in specs.items():
+        for name, (protocol, method, *own) in specs.items():
             cfg = configure(method, ROOT / "configs" / f"{protocol}.yaml",
-                            [f"model.layers={layers}", "train.progress=false", *sets])  # fmt: skip
+                            [*own, "train.progress=false", *sets])  # fmt: skip
             trainers[name] = Trainer(cfg, f"{out}/{name}", data)
         for _ in range(repeats):
             for name, trainer in trainers.items():
@@ -53,8 +54,8 @@ def epoch_costs(
     result = {}
     for name, trainer in trainers.items():
         tokens = sum(int((c.targets != 0).sum()) for b in trainer.loader for c in b.chunks)
-        protocol, method, layers = specs[name]
-        result[name] = {"protocol": protocol, "method": method, "layers": layers,
+        protocol, method, *own = specs[name]
+        result[name] = {"protocol": protocol, "method": method, "sets": own,
                         "seconds_median": round(statistics.median(times[name]), 3),
                         "seconds": [round(t, 3) for t in times[name]],
                         "cluster_seconds_median": round(statistics.median(clustering[name]), 3),

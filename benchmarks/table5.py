@@ -3,7 +3,7 @@ per-epoch K-means intents (``sr+csd+gr``), split into training, clustering and v
 
     python benchmarks/table5.py --threads 1
 
-For each dataset (paper-protocol depth) the epochs of both methods are interleaved, each
+For each dataset (its paper file, configs/paper/DATASET.yaml) the epochs of both methods are interleaved, each
 timing a median of ``--repeats``; the validation pass is timed alike. The Table 5 table of docs/results.md
 multiplies these clean epoch times by the best epochs of the committed training runs to
 give the time to convergence. Writes benchmarks/results/summaries/table5-t<threads>.json.
@@ -17,21 +17,19 @@ import time
 
 import torch
 
-from common import ROOT, commit, provenance, timed, write_result
+from common import commit, protocol_file, provenance, timed, write_result
 from cost import epoch_costs
 from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
 from s4rec.methods import configure
 from s4rec.train import Trainer
-from train_run import LAYERS
 
 METHODS = ("s4rec", "sr+csd+gr")
 
 
-def validation_seconds(data: LeaveOneOut, layers: int, repeats: int) -> float:
+def validation_seconds(data: LeaveOneOut, dataset: str, repeats: int) -> float:
     """Median time of one validation pass (the same for both methods: same encoder)."""
-    cfg = configure("s4rec", ROOT / "configs" / "paper-bce.yaml",
-                    [f"model.layers={layers}", "train.progress=false"])  # fmt: skip
+    cfg = configure("s4rec", protocol_file("bce", dataset), ["train.progress=false"])
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, data)
         return timed(lambda: trainer.evaluate("valid"), repeats)[0]
@@ -50,12 +48,10 @@ def main() -> None:
     rows = {}
     for dataset in args.datasets:
         data = LeaveOneOut(load_sequences(dataset))
-        layers = LAYERS[dataset]
-        epochs = epoch_costs(data, {m: ("paper-bce", m, layers) for m in METHODS}, args.repeats)
+        epochs = epoch_costs(data, {m: (f"paper/{dataset}", m) for m in METHODS}, args.repeats)
         rows[dataset] = {
-            "layers": layers,
             "epochs": epochs,
-            "validation_seconds": round(validation_seconds(data, layers, args.repeats), 3),
+            "validation_seconds": round(validation_seconds(data, dataset, args.repeats), 3),
         }
         print(dataset, rows[dataset], flush=True)
     write_result(
