@@ -57,8 +57,9 @@ def cost_table(costs: list[dict], runs: list[dict]) -> list[str]:
               "sasrec_ce": "SASRec epoch, CE every prefix"}  # fmt: skip
     for c in costs:
         for name, e in c["epochs"].items():
+            depth = e["layers"] if "layers" in e else e["sets"][0].split("=")[1]  # older files
             lines.append(
-                f"| {labels.get(name, name)} (Beauty, {e['layers']} layer) | {c['threads']} | "
+                f"| {labels.get(name, name)} (Beauty, {depth} layer) | {c['threads']} | "
                 f"{e['seconds_median']:.2f} | {e['trained_positions']:,} trained positions, "
                 f"{e['batches']} batches |"
             )
@@ -76,6 +77,25 @@ def cost_table(costs: list[dict], runs: list[dict]) -> list[str]:
             )
     machines = sorted({c["machine"] for c in costs})
     return [*lines, *time_to_best(costs, runs), "", *(f"Machine: {m}." for m in machines)]
+
+
+def padding_cost_table(results: list[dict]) -> list[str]:
+    """Per-epoch cost of the ICLRec code's padding behaviour against padding ignored
+    (benchmarks/padding_cost.py): each side's median of interleaved epochs, and the ratio."""
+    lines = ["| dataset | run | threads | median epoch s | trained positions | against padding "
+             "ignored |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for name, e in r["epochs"].items():
+            ratio = next((f"{v:.2f}x" for m, v in r["codepad_over_ignored"].items()
+                          if name.startswith(m) and "codepad" in name), "-")  # fmt: skip
+            lines.append(f"| {r['dataset']} | {name} | {r['threads']} | {e['seconds_median']:.2f}"
+                         f" | {e['trained_positions']:,} | {ratio} |")  # fmt: skip
+    machines = sorted({r["machine"] for r in results})
+    return [*lines, "", "The four kinds of epoch interleaved in one process, so that the "
+            "machine's load hits them alike: read the ratios, not the seconds "
+            "(`benchmarks/padding_cost.py`). `-codepad` runs encode all max_len positions "
+            "(`model.padding=iclrec`, mean-pooled z); the others cut each batch to its longest "
+            "sequence.", "", *(f"Machine: {m}." for m in machines)]  # fmt: skip
 
 
 def sweep_table(results: list[dict]) -> list[str]:
@@ -432,6 +452,9 @@ def render() -> str:
     if kinds["head_tail"]:
         body += ["", "### Head and tail users (Fig. 3 and 4; test, mean over seeds)", "",
                  *head_tail_table(kinds["head_tail"])]  # fmt: skip
+    if kinds["padding_cost"]:
+        body += ["", "### What the ICLRec code's padding behaviour costs", "",
+                 *padding_cost_table(kinds["padding_cost"])]  # fmt: skip
     if kinds["table5"]:
         body += ["", "### Online vs K-means clustering (Table 5)", "",
                  *table5(kinds["table5"], runs)]  # fmt: skip
