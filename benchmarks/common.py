@@ -26,6 +26,16 @@ SUMMARIES = RESULTS / "summaries"  # one benchmark over many runs or timings per
 SCHEMA = 1  # version of a result file's layout; bump it when a field changes meaning
 
 
+# Padding ignored, or the ICLRec code's behaviour (padding attends, the mask writes the
+# padding id, z the mean of all max_len outputs)
+IGNORED_PADDING = ("model.padding=ignored", "augment.mask_token=own", "model.pooling=last")
+CODE_PADDING = ("model.padding=iclrec", "augment.mask_token=padding", "model.pooling=mean")
+# the s4rec preset before issue 19 selected its configuration on validation (the S^4Rec runs
+# made before then have it), and the selected configuration (`codepad-raw`)
+S4REC_BEFORE_19 = (*IGNORED_PADDING, "s4rec.similarity=cosine", "s4rec.distill_normalize=true")
+S4REC_CODEPAD_RAW = (*CODE_PADDING, "s4rec.similarity=dot", "s4rec.distill_normalize=false")
+
+
 def protocol_file(protocol: str, dataset: str) -> Path:
     """The configuration file of a protocol: Table 2's per-dataset file for "bce", the
     cross-entropy protocol's for "ce"."""

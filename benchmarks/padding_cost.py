@@ -17,16 +17,18 @@ import time
 
 import torch
 
-from common import commit, provenance, write_result
+from common import (
+    CODE_PADDING,
+    IGNORED_PADDING,
+    S4REC_BEFORE_19,
+    S4REC_CODEPAD_RAW,
+    commit,
+    provenance,
+    write_result,
+)
 from cost import epoch_costs
 from s4rec.data.catalog import load_sequences
 from s4rec.data.dataset import LeaveOneOut
-
-IGNORED = ("model.padding=ignored", "augment.mask_token=own", "model.pooling=last")
-CODEPAD = ("model.padding=iclrec", "augment.mask_token=padding", "model.pooling=mean")
-# Eq. 9-11 as each side's runs had them: cosine and unit vectors, or the literal dot products
-S4REC_IGNORED = ("s4rec.similarity=cosine", "s4rec.distill_normalize=true")
-S4REC_CODEPAD = ("s4rec.similarity=dot", "s4rec.distill_normalize=false")
 
 
 def main() -> None:
@@ -47,10 +49,10 @@ def main() -> None:
         "s4rec": ("s4rec", "s4rec-codepad-raw"),
     }
     specs = {
-        "sasrec-b512": (paper, "sasrec", "train.batch_size=512", *IGNORED),
-        "sasrec-codepad-b512": (paper, "sasrec", "train.batch_size=512", *CODEPAD),
-        "s4rec": (paper, "s4rec", *IGNORED, *S4REC_IGNORED),
-        "s4rec-codepad-raw": (paper, "s4rec", *CODEPAD, *S4REC_CODEPAD),
+        "sasrec-b512": (paper, "sasrec", "train.batch_size=512", *IGNORED_PADDING),
+        "sasrec-codepad-b512": (paper, "sasrec", "train.batch_size=512", *CODE_PADDING),
+        "s4rec": (paper, "s4rec", *S4REC_BEFORE_19),
+        "s4rec-codepad-raw": (paper, "s4rec", *S4REC_CODEPAD_RAW),
     }
     epochs = epoch_costs(data, specs, args.repeats)
     ratio = {m: round(epochs[c]["seconds_median"] / epochs[i]["seconds_median"], 2)

@@ -520,7 +520,7 @@ def test_kmeans_intents_are_refreshed_each_epoch_and_used(
                 "intent": (loss(z1, u, None, None, g) + loss(z2, u, None, None, g)) / 2,
             }
         else:
-            dist = DistillationLoss(cfg.s4rec.tau3)
+            dist = DistillationLoss(cfg.s4rec.tau3, normalize=cfg.s4rec.distill_normalize)
             expected = {
                 "contrastive": loss(z1, z2, obj.centroids, h),
                 "distill": dist(c, z1) + dist(c, z2),
@@ -558,10 +558,11 @@ def test_objective_terms_are_the_loss_objects_on_its_pieces(data_200, tmp_path: 
         h = q.argmax(1)
         z1, z2 = encode_views(obj.model, batch, (cfg.model.pooling,))[cfg.model.pooling]
         is_head = torch.from_numpy(data_200.is_head)[batch.users]
+        distill = DistillationLoss(0.7, normalize=cfg.s4rec.distill_normalize)
         expected = {
             "cluster": ClusterLoss(0.2)(scores, q * len(q)),
-            "contrastive": SequenceContrastiveLoss(0.5)(z1, z2, mu, h),
-            "distill": DistillationLoss(0.7)(mu[h], z1) + DistillationLoss(0.7)(mu[h], z2),
+            "contrastive": SequenceContrastiveLoss(0.5, cfg.s4rec.similarity)(z1, z2, mu, h),
+            "distill": distill(mu[h], z1) + distill(mu[h], z2),
             "adversarial": HeadTailAdversarialLoss()(
                 obj.classifier.linear(F.normalize(z, dim=1)), is_head
             ),
