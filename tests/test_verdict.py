@@ -54,7 +54,10 @@ def test_the_paper_gap_is_the_mean_relative_distance(verdict) -> None:
 
 
 def test_the_control_line_counts_standard_deviations(verdict) -> None:
-    ours = [run("s4rec", s, v) for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))]  # sd 0.002
+    ours = [
+        run("s4rec", s, v, model__padding="ignored")  # its controls: padding ignored
+        for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))
+    ]  # sd 0.002
     named = {"sasrec-b512": [run("sasrec", s, v, "-b512") for s, v in ((1, 0.044), (2, 0.046))]}
     line = verdict.control_line("s4rec", ours, named)
     assert "`sasrec-b512` 0.0450 ± 0.0014 (2 seeds): +0.0070, +3.5 sd" in line
@@ -73,7 +76,8 @@ def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None
     assert verdict.selected(grid) == "s4rec-a"  # seed 1 decides, not a later seed's luck
     codepad = run("s4rec", 1, 0.05, "-codepad", model__padding="iclrec")
     assert verdict.matched_controls([codepad]) == ("sasrec-codepad-b512", "cl4srec-codepad-b512")
-    assert verdict.matched_controls(grid["s4rec-a"]) == ("sasrec-b512", "cl4srec-b512")
+    ignored = run("s4rec", 1, 0.05, "-ignored", model__padding="ignored")
+    assert verdict.matched_controls([ignored]) == ("sasrec-b512", "cl4srec-b512")
 
 
 def test_the_default_changes_only_on_a_three_seed_validation_mean(verdict) -> None:
