@@ -334,11 +334,20 @@ def held_out_only_data() -> tuple[LeaveOneOut, set[int]]:
     return LeaveOneOut(Sequences.from_lists(seqs, n_items=nxt - 1)), set(range(41, nxt))
 
 
+def masked(row: Tensor, mask_id: int) -> bool:
+    """Whether a left-padded view holds a masked item: the mask token, or, when the mask
+    writes the padding id (``augment.mask_token=padding``), a zero after its first item."""
+    if mask_id != 0:
+        return bool((row == mask_id).any())
+    items = (row != 0).nonzero()
+    return bool(len(items)) and bool((row[int(items[0]) :] == 0).any())
+
+
 def check_views(trainer: Trainer, epochs: int) -> Counter:
     """Every view item is the user's own input, the mask token or a training interaction."""
     data = trainer.data
     pool = set(data.train_items.tolist())
-    mask_id = data.n_items + 1
+    mask_id = data.n_items + 1 if trainer.cfg.augment.mask_token == "own" else 0
     seen = Counter()
     for _ in range(epochs):
         for batch in trainer.loader:
@@ -352,7 +361,7 @@ def check_views(trainer: Trainer, epochs: int) -> Counter:
                         assert got, "a view keeps at least one item"
                         foreign = set(got) - own - {mask_id}
                         assert foreign <= pool, (u, foreign - pool)
-                        seen["mask"] += mask_id in got
+                        seen["mask"] += masked(view[j], mask_id)
                         seen["foreign"] += bool(foreign)
     return seen
 
@@ -376,11 +385,12 @@ def test_views_never_hold_validation_or_test_items(tmp_path: Path) -> None:
     assert pool == set(range(1, 41))
 
 
-def test_synthetic_views_use_training_items_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mask_token", ["own", "padding"])
+def test_synthetic_views_use_training_items_only(tmp_path: Path, mask_token: str) -> None:
     cfg = apply_method(
         tiny_config("data.synthetic_users=200", "augment.operators=[crop,mask,reorder,insert]"),
         "s4rec",
-    )
+    ).override([f"augment.mask_token={mask_token}"])
     trainer = Trainer(cfg, tmp_path, data=load_data(cfg))
     seen = check_views(trainer, 1)
     assert seen["mask"] > 0 and seen["foreign"] > 0
