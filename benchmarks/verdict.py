@@ -163,7 +163,8 @@ def seeds(runs: list) -> str:
 def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str:
     """How far a configuration's test NDCG@20 is above each matched control, in standard
     deviations of the seeds (the larger of the two sides that have three seeds or more: two
-    seeds give no spread worth the name), against the target's 2."""
+    seeds give no spread worth the name), against the target's 2. A configuration with fewer
+    than three seeds gets none: the control's spread alone would understate its own."""
     ours = [r["test"]["NDCG@20"] for r in rs]
     parts = []
     for control in matched_controls(rs):
@@ -173,7 +174,10 @@ def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str
             continue
         diff = statistics.mean(ours) - statistics.mean(theirs)
         spread = max((statistics.stdev(v) for v in (ours, theirs) if len(v) >= 3), default=0.0)
-        sds = f"{diff / spread:+.1f} sd" if spread else "no spread yet (fewer than three seeds)"
+        if len(ours) < 3 or not spread:
+            sds = "no spread yet (fewer than three seeds)"
+        else:
+            sds = f"{diff / spread:+.1f} sd"
         parts.append(f"`{control}` {cell(theirs)} ({seeds(theirs)}): {diff:+.4f}, {sds}")
     return f"- `{name}` ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
 

@@ -64,6 +64,9 @@ def test_the_control_line_counts_standard_deviations(verdict) -> None:
     assert "`cl4srec-b512` not run yet" in line
     two = verdict.control_line("s4rec", ours[:2], named)
     assert "+0.0060, no spread yet (fewer than three seeds)" in two
+    named["sasrec-b512"].append(run("sasrec", 3, 0.045, "-b512"))  # three seeds of the control
+    two = verdict.control_line("s4rec", ours[:2], named)  # still only two of ours
+    assert "+0.0060, no spread yet (fewer than three seeds)" in two
 
 
 def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None:
