@@ -404,3 +404,19 @@ def test_curves_skip_a_partial_last_metrics_line(tmp_path: Path) -> None:
     line = '{"epoch": 1, "loss": {"next_item": 0.5}, "valid": {"NDCG@20": 0.1}}\n'
     log.write_text(line + line.replace("1,", "2,")[:30])  # epoch 2 cut short by a crash
     assert read_curves(log)["epoch"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([[1, 2.7]],), "integers"),  # a float id was cut down to 2 before
+        (([["x"]],), "integers"),
+        (([[1, 2]], None, ["a", "b"]), "2 user ids for 1 sequences"),
+        (([[1, 2]], None, None, [1, 2]), "raw item ids are strings, got 1"),
+        (([[1, 2]], None, None, ["a", "a"]), "raw item ids repeat"),  # answers named one twice
+    ],
+)
+def test_sequences_from_lists_refuse_what_they_would_misread(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Sequences.from_lists(*args)
+    assert Sequences.from_lists(iter([[1, 2], [2]])).n_items == 2  # any iterable of sequences

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,8 @@ from s4rec.data.dataset import LeaveOneOut
 from s4rec.data.readers import read_sequence_text
 from s4rec.data.sequences import Sequences
 from s4rec.data.synthetic import make_synthetic
-from s4rec.inference import Recommender, read_histories, write_predictions
+from s4rec.evaluate import Ranker, evaluate
+from s4rec.inference import Recommender, raw_id, read_histories, write_predictions
 from s4rec.methods import METHODS
 from s4rec.model import SASRec
 from s4rec.train import Trainer
@@ -206,6 +208,39 @@ def test_recommend_unknown_id(
         item
         for item, _ in Recommender.load(pipeline["run"] / "best.pt").recommend([["sku1"]], 3)[0]
     ]
+
+
+def test_the_python_api_refuses_what_it_would_misread(pipeline: dict[str, Path]) -> None:
+    """A flat list, a string, a float id or a float k would be read wrongly: each is an error;
+    a generator history is read once, and integer ids as their text."""
+    rec = Recommender.load(pipeline["run"] / "best.pt")
+    a, b = rec.item_ids[:2]
+    with pytest.raises(ValueError, match="not the string"):
+        rec.recommend([a, b], 3)  # a flat list of ids: two "histories" of characters before
+    with pytest.raises(ValueError, match="histories is a list of histories"):
+        rec.recommend(a, 3)
+    for k in (0, 2.5, True, "3", None):
+        with pytest.raises(ValueError, match="k must be an integer of at least 1"):
+            rec.recommend([[a]], k)  # type: ignore[arg-type]
+    assert rec.recommend([(i for i in (a, b))], 3) == rec.recommend([[a, b]], 3)
+    with pytest.raises(ValueError, match="item ids are strings"):
+        rec.recommend([[1.5]], 3)  # type: ignore[list-item]
+    assert (raw_id(12), raw_id(np.int64(3))) == ("12", "3")
+    with pytest.raises(ValueError, match="item ids are strings"):
+        raw_id(True)
+    with pytest.raises(ValueError, match="batch must be at least 1"):
+        Recommender.load(pipeline["run"] / "best.pt", batch=0)
+    with pytest.raises(ValueError, match="2 item ids were given"):
+        Recommender(rec.model, ["x", "y"])
+    data = LeaveOneOut(read_sequence_text(pipeline["data"]))
+    for split in ("val", "train", "Test"):  # each scored test before
+        with pytest.raises(ValueError, match=f"split '{split}' is not 'valid' or 'test'"):
+            evaluate(rec.model, data, split)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        Ranker(rec.model, data).top_k("test", 0)
+    other = LeaveOneOut(Sequences.from_lists([[1, 2, 3]] * 3))
+    with pytest.raises(ValueError, match="but the data has 3: a model of other data"):
+        evaluate(rec.model, other, "test")
 
 
 def test_an_empty_history_gets_the_training_popularity(

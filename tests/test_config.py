@@ -85,11 +85,10 @@ def test_set_overrides() -> None:
             "model.positions=start",
             "data.data_dir=/tmp/x",
             "train.progress=false",
-            "method=other",
         ]
     )
     assert cfg.train.epochs == 5 and cfg.model.positions == "start"
-    assert cfg.data.data_dir == "/tmp/x" and cfg.train.progress is False and cfg.method == "other"
+    assert cfg.data.data_dir == "/tmp/x" and cfg.train.progress is False
     assert base.train.epochs == 300  # the original is not modified
     assert cfg.override(["data.data_dir=null"]).data.data_dir is None
 
@@ -122,6 +121,14 @@ def test_set_unknown_and_malformed() -> None:
         Config().override(["train.lr"])
     with pytest.raises(ValueError, match="unknown configuration section 'lr'"):
         Config().override(["train.lr.x=1"])
+    with pytest.raises(ValueError, match="give a list of key=value strings"):
+        Config().override("train.lr=0.1")  # one string is not a list of them
+    with pytest.raises(ValueError, match="only eval"):
+        Config().for_trained_model(["train.lr=0.1"])
+    with pytest.raises(ValueError, match="give a list of key=value strings"):
+        Config().for_trained_model("eval.exclude_history=false")
+    with pytest.raises(ValueError, match="chosen with --method"):  # a name alone trains nothing
+        Config().override(["method=s4rec"])
 
 
 def test_changes_lists_differing_dotted_keys() -> None:

@@ -307,11 +307,16 @@ class Config:
 
     def override(self, assignments: list[str]) -> Config:
         """Apply ``section.key=value`` strings (``value`` parsed as YAML), returning a new config."""
+        if isinstance(assignments, str):
+            raise ValueError(f"--set {assignments!r}: give a list of key=value strings")
         raw = self.to_dict()
         for item in assignments:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+            if key.strip() == "method":  # a method is its settings, not a name
+                raise ValueError(f"--set {item!r}: a method is chosen with --method (in Python,"
+                                 " s4rec.methods.configure), which applies its settings")  # fmt: skip
             set_dotted(raw, key.strip(), yaml.safe_load(value))
         return Config.from_dict(raw, where="--set")
 
@@ -319,6 +324,8 @@ class Config:
         """``override`` limited to what may change once a model is trained: the ``eval.*``
         protocol and the ``RUNTIME`` settings (``evaluate``, ``predict``, ``recommend`` and
         ``analyze`` take these)."""
+        if isinstance(assignments, str):
+            raise ValueError(f"--set {assignments!r}: give a list of key=value strings")
         frozen = [a for a in assignments
                   if not (a.strip().startswith("eval.") or a.partition("=")[0].strip() in RUNTIME)]  # fmt: skip
         if frozen:

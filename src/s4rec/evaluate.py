@@ -109,6 +109,9 @@ class Ranker:
     ):
         if user_batch < 1 or item_chunk < 1:
             raise ValueError(f"user_batch {user_batch} and item_chunk {item_chunk} must be >= 1")
+        if model.item_emb.num_embeddings != data.n_items + 2:
+            raise ValueError(f"the model scores {model.item_emb.num_embeddings - 2} items but the"
+                             f" data has {data.n_items}: a model of other data?")  # fmt: skip
         self.model, self.data = model, data
         self.exclude_history = exclude_history
         self.user_batch, self.item_chunk = user_batch, item_chunk
@@ -212,6 +215,8 @@ class Ranker:
         """(U, k) internal ids of the best-scored non-excluded items per user, best first, and
         their scores: from the same blocks of scores as ``ranks``. A ``k`` beyond the
         catalogue gives every item (excluded ones at -inf)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         k = min(k, self.n_cols)
         was_training = self.model.training
         self.model.eval()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -103,6 +104,15 @@ def read_histories(path: str | Path) -> list[list[str]]:
     return histories
 
 
+def raw_id(item: object) -> str:
+    """A raw item id as the vocabulary holds it: a string, or an integer read as its text."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, int | np.integer) and not isinstance(item, bool):
+        return str(item)
+    raise ValueError(f"item ids are strings (or integers read as text), got {item!r}")
+
+
 class Recommender:
     """A trained model that recommends for histories of raw item ids (the run's vocabulary).
 
@@ -120,6 +130,11 @@ class Recommender:
         item_counts: Tensor | None = None, batch: int = 1024, onnx: Any = None,
         about: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        if model is not None and model.item_emb.num_embeddings != len(item_ids) + 2:
+            raise ValueError(f"the model scores {model.item_emb.num_embeddings - 2} items but"
+                             f" {len(item_ids)} item ids were given")  # fmt: skip
         self.model, self.item_ids, self.batch = model, list(item_ids), batch
         self.cfg = cfg or Config()  # the run's configuration (its eval.* protocol)
         self.index = {raw: i + 1 for i, raw in enumerate(self.item_ids)}
@@ -160,30 +175,38 @@ class Recommender:
                    torch.tensor(counts) if counts else None, batch, session,
                    json.loads(meta["s4rec.about"]))  # fmt: skip
 
-    def ids(self, history: Sequence[str], on_unknown: str = "error") -> list[int]:
+    def ids(self, history: Iterable[str | int], on_unknown: str = "error") -> list[int]:
         """Internal ids of a raw-id history; unknown ids are an error listing them, or are
         dropped (``on_unknown="skip"``)."""
         if on_unknown not in ("error", "skip"):
             raise ValueError(f"on_unknown must be 'error' or 'skip', got {on_unknown!r}")
-        unknown = [h for h in history if h not in self.index]
+        if isinstance(history, str):
+            raise ValueError(f"a history is a list of item ids, not the string {history!r}")
+        raw = [raw_id(h) for h in history]  # once: a generator is read here
+        unknown = [h for h in raw if h not in self.index]
         if unknown and on_unknown == "error":
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise ValueError(
                 f"unknown item id(s) {unknown[:10]}{more}: not in the model's catalogue"
             )
-        return [self.index[h] for h in history if h in self.index]
+        return [self.index[h] for h in raw if h in self.index]
 
     @torch.no_grad()
     def recommend(
         self,
-        histories: Sequence[Sequence[str]],
+        histories: Iterable[Iterable[str | int]],
         k: int = 10,
         exclude_seen: bool = True,
         on_unknown: str = "error",
     ) -> list[list[tuple[str, float]]]:
-        """Per history, the top ``k`` (raw item id, score), best first."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        """Per history, the top ``k`` (raw item id, score), best first. Ids are strings, as
+        the vocabulary has them; an integer is read as its text."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be an integer of at least 1, got {k!r}")
+        if isinstance(histories, str):
+            raise ValueError("histories is a list of histories, each a list of item ids, not a"
+                             f" string: [{histories!r}]?")  # fmt: skip
+        k = int(k)
         encoded = [self.ids(h, on_unknown) for h in histories]
         out: list[list[tuple[str, float]]] = [[] for _ in encoded]
         order = sorted((i for i, h in enumerate(encoded) if h), key=lambda i: len(encoded[i]))

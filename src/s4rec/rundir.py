@@ -65,8 +65,9 @@ def claim(run_dir: Path, resume: bool, overwrite: bool) -> None:
         log.info("%s: nothing to resume (no epoch has finished); starting afresh", run_dir)
     elif present and not overwrite:
         raise RunDirError(
-            f"{run_dir}: holds a run ({', '.join(present)}); --resume continues it,"
-            " --overwrite replaces it, or choose another --out"
+            f"{run_dir}: holds a run ({', '.join(present)}); --resume (fit(resume=True))"
+            " continues it, --overwrite (fit(overwrite=True)) replaces it, or choose another"
+            " --out"
         )
     for name in present:
         (run_dir / name).unlink()

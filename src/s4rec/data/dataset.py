@@ -140,6 +140,8 @@ class LeaveOneOut:
     def history_end(self, split: Split) -> Tensor:
         """(U,) exclusive end of the input (and masked history) for a split; a final model's
         data has no split (its sequences end at ``train_end``)."""
+        if split not in ("valid", "test"):
+            raise ValueError(f"split {split!r} is not 'valid' or 'test'")
         if self.final:
             raise ValueError(
                 f"{self.seqs.source}: a final model trains on every item; nothing is held out to"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import index
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,11 @@ class Sequences:
             raise ValueError(f"{self.source}: offsets do not cover the values")
         if len(self.values) and (self.values.min() < 1 or self.values.max() > len(self.item_ids)):
             raise ValueError(f"{self.source}: item ids must lie in [1, {len(self.item_ids)}]")
+        odd = next((i for i in self.item_ids if not isinstance(i, str)), None)
+        if odd is not None:
+            raise ValueError(f"{self.source}: raw item ids are strings, got {odd!r}")
+        if len(set(self.item_ids)) != len(self.item_ids):
+            raise ValueError(f"{self.source}: raw item ids repeat; each item needs its own")
 
     @property
     def n_users(self) -> int:
@@ -63,10 +69,18 @@ class Sequences:
         source: str = "<memory>",
     ) -> Sequences:
         """Build from lists of internal ids (1-based); raw ids default to the numbers themselves."""
+        seqs = [list(s) for s in seqs]
+        if user_ids is not None and len(user_ids) != len(seqs):
+            raise ValueError(f"{source}: {len(user_ids)} user ids for {len(seqs)} sequences")
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        values = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(offsets[-1]))
+        try:  # operator.index: an integer, never a float cut down to one
+            values = np.fromiter((index(i) for s in seqs for i in s), np.int64, int(offsets[-1]))
+        except TypeError as err:
+            raise ValueError(
+                f"{source}: sequences hold internal item ids, integers ({err})"
+            ) from None
         if item_ids is None:
             n = int(n_items if n_items is not None else (values.max() if len(values) else 0))
             item_ids = [str(i) for i in range(1, n + 1)]
