@@ -223,6 +223,8 @@ def test_the_python_api_refuses_what_it_would_misread(pipeline: dict[str, Path])
         with pytest.raises(ValueError, match="k must be an integer of at least 1"):
             rec.recommend([[a]], k)  # type: ignore[arg-type]
     assert rec.recommend([(i for i in (a, b))], 3) == rec.recommend([[a, b]], 3)
+    with pytest.raises(ValueError, match="exclude_seen must be True or False, got 'no'"):
+        rec.recommend([[a]], 3, exclude_seen="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="item ids are strings"):
         rec.recommend([[1.5]], 3)  # type: ignore[list-item]
     assert (raw_id(12), raw_id(np.int64(3))) == ("12", "3")
@@ -238,6 +240,8 @@ def test_the_python_api_refuses_what_it_would_misread(pipeline: dict[str, Path])
             evaluate(rec.model, data, split)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="k must be at least 1"):
         Ranker(rec.model, data).top_k("test", 0)
+    with pytest.raises(ValueError, match="exclude_history must be True or False"):
+        Ranker(rec.model, data, exclude_history="false")  # type: ignore[arg-type]
     other = LeaveOneOut(Sequences.from_lists([[1, 2, 3]] * 3))
     with pytest.raises(ValueError, match="but the data has 3: a model of other data"):
         evaluate(rec.model, other, "test")

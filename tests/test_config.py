@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from s4rec.config import Config, TrainConfig, read_mapping
+from s4rec.config import AugmentConfig, Config, ModelConfig, TrainConfig, read_mapping
 from s4rec.methods import apply_method
 
 
@@ -129,6 +129,18 @@ def test_set_unknown_and_malformed() -> None:
         Config().for_trained_model("eval.exclude_history=false")
     with pytest.raises(ValueError, match="chosen with --method"):  # a name alone trains nothing
         Config().override(["method=s4rec"])
+
+
+def test_a_config_built_in_python_is_checked_as_a_file_is() -> None:
+    with pytest.raises(ValueError, match=r"^Config: train: expected a TrainConfig, got 5$"):
+        Config(train=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^Config: model\.encoder: 'x' is not one of"):
+        Config(model=ModelConfig(encoder="x"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^Config: train\.epochs: expected an integer, got '5'$"):
+        Config(train=TrainConfig(epochs="5"))  # type: ignore[arg-type]
+    cfg = Config(train=TrainConfig(lr=1), augment=AugmentConfig(operators=["crop"]))  # type: ignore[arg-type]
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # normalised as from_dict
+    assert cfg.augment.operators == ("crop",)
 
 
 def test_changes_lists_differing_dotted_keys() -> None:

@@ -282,6 +282,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        _check_types(self)  # built in Python, not through from_dict: the same checks
         if self.augment.mask_token == "padding" and self.model.encoder != "sasrec":
             raise ValueError(
                 f"augment.mask_token=padding needs model.encoder=sasrec, not {self.model.encoder}"
@@ -412,6 +413,23 @@ def _build(cls: type, raw: dict[str, Any], where: str, section: str = "") -> Any
         else:
             kwargs[name] = _coerce(value, hint, f"{where}: {key}")
     return cls(**kwargs)
+
+
+def _check_types(cfg: Config) -> None:
+    """Every section of ``cfg`` of its dataclass and every value checked (and normalised:
+    lists to tuples, integers to floats) against its type hint, as ``_build`` does."""
+    hints = typing.get_type_hints(Config)
+    for f in fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            setattr(cfg, f.name, _coerce(value, hint, f"Config: {f.name}"))
+            continue
+        if not isinstance(value, hint):
+            raise ValueError(f"Config: {f.name}: expected a {hint.__name__}, got {value!r}")
+        inner = typing.get_type_hints(hint)
+        for g in fields(value):
+            where = f"Config: {f.name}.{g.name}"
+            setattr(value, g.name, _coerce(getattr(value, g.name), inner[g.name], where))
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

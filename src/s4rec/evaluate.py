@@ -109,6 +109,8 @@ class Ranker:
     ):
         if user_batch < 1 or item_chunk < 1:
             raise ValueError(f"user_batch {user_batch} and item_chunk {item_chunk} must be >= 1")
+        if not isinstance(exclude_history, bool):
+            raise ValueError(f"exclude_history must be True or False, got {exclude_history!r}")
         if model.item_emb.num_embeddings != data.n_items + 2:
             raise ValueError(f"the model scores {model.item_emb.num_embeddings - 2} items but the"
                              f" data has {data.n_items}: a model of other data?")  # fmt: skip

@@ -203,6 +203,8 @@ class Recommender:
         the vocabulary has them; an integer is read as its text."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be an integer of at least 1, got {k!r}")
+        if not isinstance(exclude_seen, bool):
+            raise ValueError(f"exclude_seen must be True or False, got {exclude_seen!r}")
         if isinstance(histories, str):
             raise ValueError("histories is a list of histories, each a list of item ids, not a"
                              f" string: [{histories!r}]?")  # fmt: skip
