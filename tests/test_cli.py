@@ -397,6 +397,9 @@ def test_final_training_sees_the_held_out_items(tmp_path: Path) -> None:
         first = {(u, int(data.flat[data.starts[u]])) for u in range(data.n_users)}
         assert (held_out - first <= seen) == final  # (an item may also occur earlier)
         assert bool(held_out - first - seen) != final
+        other = tiny_config("data.synthetic_users=100", f"train.final={str(not final).lower()}")
+        with pytest.raises(ValueError, match="build it with load_data"):  # it trained before
+            Trainer(other, tmp_path / "mismatch", data=trainer.data)
 
 
 def test_train_final_from_a_finished_run(

@@ -253,7 +253,8 @@ class Recommender:
         if self.item_counts is None:
             raise ValueError(
                 "an empty history is answered with the training popularity, which this"
-                " checkpoint predates: give at least one item id (or retrain)"
+                " recommender has no counts of (a checkpoint older than them, or item_counts"
+                " not given): give at least one item id"
             )
         counts = self.item_counts.double().clone()
         counts[0] = counts[-1] = float("-inf")  # padding, mask token

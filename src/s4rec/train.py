@@ -68,9 +68,16 @@ class Progress:
 
 
 class Trainer:
-    """Fits a model on a leave-one-out split and writes RUN_DIR (config, log, checkpoints, results)."""
+    """Fits a model on a leave-one-out split and writes RUN_DIR (config, log, checkpoints, results).
+
+    ``data`` (default: ``load_data(cfg)``) is the split to train on, already loaded; the run
+    records ``cfg.data`` as its dataset, so it should be the data ``cfg.data`` names."""
 
     def __init__(self, cfg: Config, out_dir: str | Path, data: LeaveOneOut | None = None) -> None:
+        if data is not None and data.final != cfg.train.final:
+            held = "holds nothing out" if data.final else "holds out validation and test"
+            raise ValueError(f"train.final={str(cfg.train.final).lower()} but the data given"
+                             f" {held}: build it with load_data(cfg)")  # fmt: skip
         setup_runtime(cfg)
         self.device = resolve_device(cfg.train.device)
         check_precision(self.device, cfg.train.precision)
