@@ -155,6 +155,8 @@ def test_pool() -> None:
         [0.0] * 8,
     ]
     assert pool(hidden, items, "flat").shape == (2, 6)
+    with pytest.raises(ValueError, match="flat pooling to width 2: the batch has 3"):
+        pool(hidden, items, "flat", width=2)  # cut the oldest position before
     with pytest.raises(ValueError, match="pooling"):
         pool(hidden, items, "max")
 

@@ -373,6 +373,8 @@ def pool(
         return (hidden * valid).sum(1) / valid.sum(1).clamp(min=1)
     if how == "flat":
         pad = (width or hidden.shape[1]) - hidden.shape[1]
+        if pad < 0:
+            raise ValueError(f"flat pooling to width {width}: the batch has {hidden.shape[1]}")
         return F.pad(hidden * valid, (0, 0, pad, 0)).flatten(1)
     raise ValueError(f"unknown pooling {how!r}; use 'last', 'mean' or 'flat'")
 
