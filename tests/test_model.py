@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from s4rec.config import ModelConfig
-from s4rec.model import BERT4Rec, Caser, GRU4Rec, SASRec, build_encoder, pool
+from s4rec.model import BERT4Rec, Caser, GRU4Rec, SASRec, attention_mask, build_encoder, pool
 
 N_ITEMS, MAX_LEN = 30, 20
 
@@ -188,6 +188,41 @@ def test_iclrec_padding_attends_to_every_position() -> None:
     assert quirk.reads_padding and not plain.reads_padding
     with pytest.raises(ValueError, match="padding=iclrec needs"):
         ModelConfig(encoder="gru4rec", padding="iclrec")
+
+
+def test_iclrec_mask_matches_the_additive_mask() -> None:
+    """With iclrec, softmax over the allowed keys equals softmax under the ICLRec code's
+    additive mask, (1 - key is an item * j <= i) * -10000, for rows of leading padding,
+    of id-0 (masked) positions before and after the first item, and of items."""
+    torch.manual_seed(0)
+    items = torch.tensor(
+        [[0, 0, 4, 0, 7, 0, 0, 9], [0, 0, 0, 2, 3, 5, 6, 1], [0, 6, 0, 0, 0, 0, 0, 0]]
+    )
+    B, W = items.shape
+    scores = torch.randn(B, W, W, dtype=torch.float64)  # exact enough beside -10000
+    keys = (items > 0).double()[:, None, :] * torch.ones(W, W, dtype=torch.float64).tril()
+    reference = (scores + (1 - keys) * -10000.0).softmax(-1)
+    ours = scores.masked_fill(~attention_mask(items > 0, causal=True, iclrec=True), float("-inf"))
+    torch.testing.assert_close(ours.softmax(-1), reference)
+    # padding ignored: a position that sees no item sees only itself
+    plain = attention_mask(items > 0, causal=True)
+    assert plain[0, 1].tolist() == [False, True] + [False] * 6
+    assert plain[0, 3].tolist() == [False, False, True, True] + [False] * 4
+
+
+def test_iclrec_masked_position_after_an_item_sees_only_the_past() -> None:
+    """A masked (id 0) position after the first item attends causally, so a later item
+    cannot change it; a leading padding position sees the whole row."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=16, layers=2, heads=2, inner=32, padding="iclrec")
+    model = SASRec(N_ITEMS, MAX_LEN, cfg).eval()
+    items = padded([5, 0, 17, 0, 22, 1], 10)  # columns 0-3 padding, 5 and 7 masked
+    changed = items.clone()
+    changed[0, -1] = 9
+    with torch.no_grad():
+        a, b = model(items), model(changed)
+    torch.testing.assert_close(a[0, 4:9], b[0, 4:9], rtol=0, atol=0)
+    assert (a[0, :4] - b[0, :4]).abs().amax(-1).min() > 1e-6
 
 
 # ---------------------------------------------------------------- GRU4Rec

@@ -45,8 +45,8 @@ class ModelConfig:
     positions: Literal["end", "start"] = "end"  # count position ids from the last or first item
     pooling: Literal["last", "mean"] = "last"  # sequence representation for auxiliary losses
     # "iclrec": as the CL4SRec/ICLRec code's additive mask makes them, padding positions
-    # attend to every position, and "mean"/"flat" pool all max_len positions, padding
-    # included (sasrec only; a study setting, docs/reproduction.md)
+    # before the first item attend to every position, and "mean"/"flat" pool all max_len
+    # positions, padding included (sasrec only; a study setting, docs/reproduction.md)
     padding: Literal["ignored", "iclrec"] = "ignored"
     window: int = 5  # caser: the last L items each convolution sees
     vertical_filters: int = 4  # caser: n_v, each a weighted sum of the window's L embeddings

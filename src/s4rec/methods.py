@@ -20,8 +20,8 @@ class Method:
 # S^4Rec and its Table 3 variants: Eq. 14's weights and App. B's batch size, with the
 # configuration selected on Beauty validation (issue 19, docs/reproduction.md): Eq. 9-11 on
 # raw vectors, as the paper writes them, and the ICLRec code's padding behaviour (padding
-# positions attend to the whole sequence, the mask writes the padding id, and z is the mean
-# of all max_len outputs)
+# before the first item attends to the whole sequence, the mask writes the padding id, and
+# z is the mean of all max_len outputs)
 S4REC = {"s4rec.alpha": 0.01, "s4rec.beta1": 0.1, "s4rec.beta2": 0.1, "s4rec.lam": 1.0,
          "train.batch_size": 512, "s4rec.similarity": "dot", "s4rec.distill_normalize": False,
          "model.padding": "iclrec", "augment.mask_token": "padding", "model.pooling": "mean"}  # fmt: skip

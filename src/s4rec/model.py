@@ -32,6 +32,25 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, dropout: 
     return dropout(weights) @ v
 
 
+def attention_mask(valid: Tensor, causal: bool, iclrec: bool = False) -> Tensor:
+    """(B, W, W), True where query i may attend to key j, for ``valid`` (B, W) item positions.
+
+    Query i sees key j if j holds an item or j = i (and j <= i when causal). With ``iclrec``,
+    as under the ICLRec code's additive mask: query i sees the items among j (<= i), not
+    itself when it is padding; a row that would see nothing (leading padding, and id-0
+    masked positions before a view's first item) sees every position, since the mask shifts
+    all of its logits by the same -10000, which softmax ignores."""
+    W = valid.shape[1]
+    cols = torch.arange(W, device=valid.device)
+    allowed = valid[:, None, :] if iclrec else valid[:, None, :] | (cols[:, None] == cols)
+    if causal:
+        allowed = allowed & (cols[:, None] >= cols)
+    allowed = allowed.expand(-1, W, -1)  # (B, W, W)
+    if iclrec:
+        allowed = allowed | ~allowed.any(-1, keepdim=True)
+    return allowed
+
+
 class SelfAttentionBlock(nn.Module):
     """Causal multi-head self-attention then a GELU feed-forward, each with residual + LayerNorm."""
 
@@ -147,21 +166,11 @@ class SASRec(SequenceEncoder):
         positions' queries and feed-forward in the top block (same values, less work).
         """
         self.check_width(items)
-        W = items.shape[1]
         valid = items != 0  # (B, W)
         x = self.item_emb(items) if embedded is None else embedded
         x = x + self.pos_emb(self.position_ids(items))
         x = self.dropout(self.norm(x))
-        # query i sees key j if j is an item (and j <= i when causal); padding queries see
-        # themselves (avoids NaN), or every position: the ICLRec code's additive mask shifts
-        # all of a padding query's logits by the same -10000, which softmax ignores
-        cols = torch.arange(W, device=items.device)
-        allowed = valid[:, None, :] | (cols[:, None] == cols)  # (B, W, W)
-        if self.causal:
-            allowed = allowed & (cols[:, None] >= cols)
-        if self.reads_padding:
-            allowed = allowed | ~valid[:, :, None]
-        allowed = allowed[:, None]  # (B, 1, W, W)
+        allowed = attention_mask(valid, self.causal, self.reads_padding)[:, None]  # (B, 1, W, W)
         for i, block in enumerate(self.blocks):
             x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         return x
