@@ -22,7 +22,7 @@ from common import (
     load,
 )
 
-BLOCKS = ("results", "targets", "closest", "gradients", "datasets")
+BLOCKS = ("switches", "results", "targets", "closest", "gradients", "datasets")
 
 REFERENCES = {"s4rec": "s4rec before issue 19, earlier runs", "sasrec-b512": "SASRec, batch 512",
               "iclrec-codepad": "ICLRec, its code's padding"}  # fmt: skip
@@ -126,6 +126,56 @@ HEADER = ("| run | settings beyond its method's paper file (S^4Rec's: beyond `s4
           + " | ".join(METRICS) + " | vs paper |")  # fmt: skip
 
 
+# issue 19's findings and the grid runs that test them (benchmarks/reproduction.sh); the
+# temperature cells are found by name
+FINDINGS = (
+    ("1. Eq. 11 on raw vectors", "s4rec-rawkd"),
+    ("2. h(u) from p, not the Sinkhorn target", "s4rec-nearest"),
+    ("3. tau1, tau2, tau3 apart: the best cell", "best tau"),
+    ("3. the worst cell", "worst tau"),
+    ("4. dot products in Eq. 3", "s4rec-doteq3"),
+    ("4. dot products in Eq. 9-10", "s4rec-doteq9"),
+    ("5. insert among the operators", "s4rec-insert"),
+    ("5. Eq. 16's crop", "s4rec-cropout"),
+    ("6. the ICLRec code's padding, z the mean of all outputs", "s4rec-codepad"),
+    ("6. the same with Eq. 9-11 on raw vectors (now `s4rec`)", "s4rec-codepad-raw"),
+)
+
+
+def switches_table(repro: list[dict], reference: list[dict]) -> list[str]:
+    """Each finding of issue 19 against the earlier s4rec rerun with the grid's code
+    (``s4rec-base``, seed 1): validation NDCG@20, which decides, and test NDCG@20, which does
+    not, each minus ``s4rec-base``'s; the verdict counts the validation difference in standard
+    deviations of the earlier s4rec's three seeds (or of the run's own, if larger)."""
+    grid = named_runs(repro, "beauty")
+    base = grid["s4rec-base"]
+    earlier = [r["valid"]["NDCG@20"] for r in named_runs(reference, "beauty")["s4rec"]]
+    taus = sorted((n for n in grid if n.startswith("s4rec-tau")),
+                  key=lambda n: statistics.mean(r["valid"]["NDCG@20"] for r in grid[n]))  # fmt: skip
+    picks = {"best tau": taus[-1] if taus else None, "worst tau": taus[0] if taus else None}
+    lines = ["| finding | run | seeds | valid NDCG@20 (minus `s4rec-base`) | test NDCG@20 "
+             "(minus `s4rec-base`) | validation, in seed standard deviations |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for finding, name in FINDINGS:
+        name = picks.get(name, name)
+        rs = grid.get(name or "", [])
+        if not rs:
+            lines.append(f"| {finding} | `{name}` | - | not finished | - | - |")
+            continue
+        cols = []
+        for split in ("valid", "test"):
+            ours = [r[split]["NDCG@20"] for r in rs]
+            diff = statistics.mean(ours) - statistics.mean(r[split]["NDCG@20"] for r in base)
+            cols.append(f"{cell(ours)} ({diff:+.4f})")
+            if split == "valid":
+                own = [statistics.stdev(ours)] if len(ours) >= 3 else []
+                sds = diff / max([statistics.stdev(earlier), *own])
+        word = "above" if sds > 2 else "below" if sds < -2 else "within the spread"
+        lines.append(f"| {finding} | `{name}` | {len(rs)} | {cols[0]} | {cols[1]} | "
+                     f"{sds:+.1f}: {word} |")  # fmt: skip
+    return lines
+
+
 def reproduction_table(repro: list[dict], reference: list[dict]) -> list[str]:
     """Issue 19's Beauty grid (benchmarks/results/runs/repro/) under the paper's S^4Rec row and
     the matched references: test metrics over seeds, the mean relative distance to the paper's
@@ -163,6 +213,12 @@ def datasets_table(repro: list[dict], reference: list[dict]) -> list[str]:
     return lines
 
 
+def display(name: str) -> str:
+    """A run's name as the page writes it: the untagged S^4Rec runs are the preset before
+    issue 19 changed it."""
+    return "`s4rec` before issue 19" if name == "s4rec" else f"`{name}`"
+
+
 def seeds(runs: list) -> str:
     return f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
 
@@ -186,7 +242,7 @@ def control_line(name: str, rs: list[dict], named: dict[str, list[dict]]) -> str
         else:
             sds = f"{diff / spread:+.1f} sd"
         parts.append(f"`{control}` {cell(theirs)} ({seeds(theirs)}): {diff:+.4f}, {sds}")
-    return f"- `{name}` ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
+    return f"- {display(name)} ({seeds(rs)}, {cell(ours)}) against " + "; ".join(parts) + "."
 
 
 def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
@@ -208,7 +264,7 @@ def targets_lines(repro: list[dict], reference: list[dict]) -> list[str]:
         rs = named[name]
         means = [statistics.mean(r["test"][m] for r in rs) for m in METRICS]
         above = sum(m >= p for m, p in zip(means, paper, strict=True))
-        lines.append(f"- `{name}` ({seeds(rs)}): "
+        lines.append(f"- {display(name)} ({seeds(rs)}): "
                      + ", ".join(f"{m} {v:.4f} ({v / p - 1:+.0%})"
                                  for m, v, p in zip(METRICS, means, paper, strict=True))
                      + f"; at or above the paper on {above} of 4.")  # fmt: skip
@@ -233,7 +289,7 @@ def closest_lines(repro: list[dict], reference: list[dict]) -> list[str]:
             return "not run | - | -"
         best = min(names, key=lambda n: distance(named[n], paper))
         rs = named[best]
-        return f"`{best}` | {len(rs)} | {distance(rs, paper):.0%} ({paper_gap(rs, paper)})"
+        return f"{display(best)} | {len(rs)} | {distance(rs, paper):.0%} ({paper_gap(rs, paper)})"
 
     lines = ["| paper row (Beauty) | nearest run of that method | seeds | distance (signed) "
              "| nearest run of any method | seeds | distance (signed) |",
@@ -248,7 +304,7 @@ def closest_lines(repro: list[dict], reference: list[dict]) -> list[str]:
         ours = f"{statistics.mean(r['test']['HR@5'] for r in rs):.4f}" if rs else "not run"
         gap = f" ({float(ours) / paper_hr5 - 1:+.0%})" if rs else ""
         ks.append(f"K = {k}: {ours} against {paper_hr5:.4f}{gap}")
-    return [*lines, "", "Table 4 (HR@5 of `s4rec` by number of prototypes, batch 512): "
+    return [*lines, "", "Table 4 (HR@5 of the `s4rec` before issue 19 by number of prototypes, batch 512): "
             + "; ".join(ks) + "."]  # fmt: skip
 
 
@@ -286,6 +342,7 @@ def render_reproduction(block: str) -> str:
         return generated(gradients_table(json.loads((SUMMARIES / "term-gradients-beauty.json")
                                                     .read_text())), block)  # fmt: skip
     make = {
+        "switches": switches_table,
         "results": reproduction_table,
         "datasets": datasets_table,
         "targets": targets_lines,

@@ -69,6 +69,26 @@ def test_the_control_line_counts_standard_deviations(verdict) -> None:
     assert "+0.0060, no spread yet (fewer than three seeds)" in two
 
 
+def test_each_finding_is_judged_in_seed_standard_deviations(verdict) -> None:
+    """Against ``s4rec-base``, in the earlier s4rec's spread (or the run's own, if larger);
+    a finding whose run has not finished says so."""
+    earlier = [run("s4rec", s, v) for s, v in ((1, 0.050), (2, 0.052), (3, 0.054))]  # sd 0.002
+    grid = [run("s4rec", 1, 0.050, "-base"), run("s4rec", 1, 0.0544, "-insert"),
+            run("s4rec", 1, 0.049, "-nearest"), run("s4rec", 1, 0.040, "-tau1-1-1"),
+            run("s4rec", 1, 0.052, "-tau0.1-1-1")]  # fmt: skip
+    grid += [run("s4rec", s, v, "-codepad-raw") for s, v in ((1, 0.050), (2, 0.060), (3, 0.070))]
+    rows = {line.split(" | ")[1]: line for line in verdict.switches_table(grid, earlier)[2:]}
+    assert rows["`s4rec-insert`"].endswith("| +2.2: above |")
+    assert rows["`s4rec-nearest`"].endswith("| -0.5: within the spread |")
+    assert (
+        "3. tau1, tau2, tau3 apart: the best cell | `s4rec-tau0.1-1-1`"
+        in rows["`s4rec-tau0.1-1-1`"]
+    )
+    assert rows["`s4rec-tau1-1-1`"].endswith("| -5.0: below |")
+    assert rows["`s4rec-codepad-raw`"].endswith("| +1.0: within the spread |")  # its sd 0.01
+    assert rows["`s4rec-rawkd`"].endswith("| not finished | - | - |")
+
+
 def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None:
     grid = {
         "s4rec-base": [run("s4rec", 1, 0.051, "-base")],
