@@ -89,6 +89,23 @@ def test_each_finding_is_judged_in_seed_standard_deviations(verdict) -> None:
     assert rows["`s4rec-rawkd`"].endswith("| not finished | - | - |")
 
 
+def test_head_and_tail_gains_are_over_the_matched_sasrec_control(verdict) -> None:
+    def grouped(r: dict, head: float, tail: float) -> dict:
+        groups = {
+            "head": {"HR@5": head, "NDCG@5": head / 2},
+            "tail": {"HR@5": tail, "NDCG@5": tail / 2},
+        }
+        return {**r, "test_by_group": groups}
+
+    ours = [grouped(run("s4rec", s, 0.04, "-codepad-raw", model__padding="iclrec"), h, 0.03)
+            for s, h in ((1, 0.05), (2, 0.07))]  # fmt: skip
+    control = [grouped(run("sasrec", 1, 0.04, "-codepad-b512"), 0.05, 0.04)]
+    lines = verdict.head_tail_table(ours + control, [])
+    assert lines[2] == ("| `s4rec-codepad-raw` against `sasrec-codepad-b512` | 2 | 0.0600 (+20.0%) | "
+                        "0.0300 (+20.0%) | 0.0300 (-25.0%) | 0.0150 (-25.0%) |")  # fmt: skip
+    assert lines[3] == "| `sasrec-codepad-b512` | 1 | 0.0500 | 0.0250 | 0.0400 | 0.0200 |"
+
+
 def test_the_selected_configuration_is_the_grids_best_at_seed_1(verdict) -> None:
     grid = {
         "s4rec-base": [run("s4rec", 1, 0.051, "-base")],
