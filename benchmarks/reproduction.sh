@@ -14,15 +14,22 @@
 #   temps:    tau1 x tau2 x tau3 over {0.1, 1}, seed 1, with $SWITCHES (the screens' best)
 #   selected: the grid's validation-best configuration ($SWITCHES, temperatures included) on
 #             Beauty under the tag $SELECTED (the selected run's, so that its seed 1 is found done)
-#   datasets: s4rec with $SWITCHES on Toys, Sports and ML-1M
-# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] [SELECTED=-TAG] reproduction.sh LANE...
-#        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &)
+#   datasets: s4rec with $SWITCHES on $DATASETS (default: Toys, Sports and ML-1M)
+#   dataset-controls: its two codepad controls (as codepad-controls) on $DATASETS
+# Usage: [SEEDS="1 2 3"] [SWITCHES="--set k=v ..."] [SELECTED=-TAG] [DATASETS="toys ..."]
+#        [DEVICE=cuda] reproduction.sh LANE...
+#        (two lanes fill two cores: reproduction.sh codepad & reproduction.sh screens temps &;
+#        on a GPU machine run one lane at a time with DEVICE=cuda)
 set -u
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1}
 SWITCHES=${SWITCHES:-}
+DATASETS=${DATASETS:-toys sports ml-1m}
 CODEPAD="--set model.padding=iclrec --set augment.mask_token=padding --set model.pooling=mean"
-on() { python benchmarks/train_run.py --threads 1 --group repro --dataset "$@" || echo "FAILED: $*"; }
+on() {
+  python benchmarks/train_run.py --threads 1 --group repro ${DEVICE:+--set train.device=$DEVICE} \
+    --dataset "$@" || echo "FAILED: $*"
+}
 run() { on beauty "$@"; }
 screens() {
   for s in $SEEDS; do
@@ -42,13 +49,14 @@ codepad() {
       --set s4rec.distill_normalize=false
   done
 }
-codepad-controls() {
+codepad-controls() { controls-on beauty; }
+controls-on() {
   for s in $SEEDS; do
-    run --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
+    on "$1" --method sasrec --seed "$s" --tag=-codepad-b512 $CODEPAD --set train.batch_size=512
   done
   for s in $SEEDS; do
-    run --method cl4srec --seed "$s" --tag=-codepad-b512 $CODEPAD --set s4rec.contrast_on=sequence \
-      --set train.batch_size=512
+    on "$1" --method cl4srec --seed "$s" --tag=-codepad-b512 $CODEPAD \
+      --set s4rec.contrast_on=sequence --set train.batch_size=512
   done
 }
 controls() {
@@ -73,9 +81,10 @@ selected() {
   for s in $SEEDS; do run --method s4rec --seed "$s" --tag="${SELECTED:?}" $SWITCHES; done
 }
 datasets() {
-  for d in toys sports ml-1m; do for s in $SEEDS; do
+  for d in $DATASETS; do for s in $SEEDS; do
     on "$d" --method s4rec --seed "$s" --tag=-selected $SWITCHES
   done; done
 }
-[ $# -gt 0 ] || { sed -n '2,18p' "$0"; exit 2; }
+dataset-controls() { for d in $DATASETS; do controls-on "$d"; done; }
+[ $# -gt 0 ] || { sed -n '2,23p' "$0"; exit 2; }
 for lane in "$@"; do "$lane"; done
