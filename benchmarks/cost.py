@@ -36,17 +36,21 @@ EPOCHS = {  # name: (configuration file under configs/, method, *settings) on Be
 
 
 def epoch_costs(
-    data: LeaveOneOut, specs: dict[str, tuple[str, ...]], repeats: int, sets: tuple = ()
+    data: LeaveOneOut | dict[str, LeaveOneOut],
+    specs: dict[str, tuple[str, ...]],
+    repeats: int,
+    sets: tuple = (),
 ) -> dict:
     """Median epoch time of each (configuration file, method, *its own settings), with
     ``sets`` added to all (device, precision), the epochs interleaved so that machine noise
-    hits all alike."""
+    hits all alike. ``data`` is every spec's, or each spec's by name."""
     trainers, times, clustering = {}, {name: [] for name in specs}, {name: [] for name in specs}
     with tempfile.TemporaryDirectory() as out:
         for name, (protocol, method, *own) in specs.items():
             cfg = configure(method, ROOT / "configs" / f"{protocol}.yaml",
                             [*own, "train.progress=false", *sets])  # fmt: skip
-            trainers[name] = Trainer(cfg, f"{out}/{name}", data)
+            own_data = data[name] if isinstance(data, dict) else data
+            trainers[name] = Trainer(cfg, f"{out}/{name}", own_data)
         for _ in range(repeats):
             for name, trainer in trainers.items():
                 times[name].append(timed(trainer.train_epoch, 1)[0])
