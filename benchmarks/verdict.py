@@ -153,6 +153,10 @@ def switches_table(repro: list[dict], reference: list[dict]) -> list[str]:
     taus = sorted((n for n in grid if n.startswith("s4rec-tau")),
                   key=lambda n: statistics.mean(r["valid"]["NDCG@20"] for r in grid[n]))  # fmt: skip
     picks = {"best tau": taus[-1] if taus else None, "worst tau": taus[0] if taus else None}
+
+    def minus_base(ours: list[float], split: str) -> float:
+        return statistics.mean(ours) - statistics.mean(r[split]["NDCG@20"] for r in base)
+
     lines = ["| finding | run | seeds | valid NDCG@20 (minus `s4rec-base`) | test NDCG@20 "
              "(minus `s4rec-base`) | validation, in seed standard deviations |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -162,17 +166,14 @@ def switches_table(repro: list[dict], reference: list[dict]) -> list[str]:
         if not rs:
             lines.append(f"| {finding} | `{name}` | - | not finished | - | - |")
             continue
-        cols = []
-        for split in ("valid", "test"):
-            ours = [r[split]["NDCG@20"] for r in rs]
-            diff = statistics.mean(ours) - statistics.mean(r[split]["NDCG@20"] for r in base)
-            cols.append(f"{cell(ours)} ({diff:+.4f})")
-            if split == "valid":
-                own = [statistics.stdev(ours)] if len(ours) >= 3 else []
-                sds = diff / max([statistics.stdev(earlier), *own])
+        valid, test = ([r[split]["NDCG@20"] for r in rs] for split in ("valid", "test"))
+        own = [statistics.stdev(valid)] if len(valid) >= 3 else []
+        gain = minus_base(valid, "valid")
+        sds = gain / max([statistics.stdev(earlier), *own])
         word = "above" if sds > 2 else "below" if sds < -2 else "within the spread"
-        lines.append(f"| {finding} | `{name}` | {len(rs)} | {cols[0]} | {cols[1]} | "
-                     f"{sds:+.1f}: {word} |")  # fmt: skip
+        lines.append(f"| {finding} | `{name}` | {len(rs)} | {cell(valid)} "
+                     f"({gain:+.4f}) | {cell(test)} "
+                     f"({minus_base(test, 'test'):+.4f}) | {sds:+.1f}: {word} |")  # fmt: skip
     return lines
 
 
